@@ -1,0 +1,105 @@
+"""``synpose convert <dataset> SRC --out DIR``: one sub-command per registered converter.
+
+Each converter declares its own options (``Converter.OPTIONS``); the common options (splits,
+limit, skip-bad, crop, max side, shards) are shared. The command builds the converter and calls
+:func:`synpose_keras.datasets.writer.convert`; there is no logic here beyond parsing.
+"""
+
+from __future__ import annotations
+
+import inspect
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from synpose_keras.datasets.converters import load_all
+
+convert_app = typer.Typer(
+    help="Convert a benchmark's official release (or your own data) into synpose TFRecords.",
+    no_args_is_help=True,
+)
+
+_P = inspect.Parameter
+
+
+def _common_parameters() -> list:
+    return [
+        _P("out", _P.KEYWORD_ONLY, annotation=Path,
+           default=typer.Option(..., "--out", "-o", help="Output folder (meta.json + shards).")),
+        _P("split", _P.KEYWORD_ONLY, annotation=Optional[list[str]],
+           default=typer.Option(None, "--split", help="Split(s) to convert; default: all.")),
+        _P("limit", _P.KEYWORD_ONLY, annotation=Optional[int],
+           default=typer.Option(None, help="At most N samples per split.")),
+        _P("skip_bad", _P.KEYWORD_ONLY, annotation=bool,
+           default=typer.Option(False, help="Skip and record corrupt or inconsistent samples.")),
+        _P("crop", _P.KEYWORD_ONLY, annotation=bool,
+           default=typer.Option(False, help="Store a square crop around the subject.")),
+        _P("crop_scale", _P.KEYWORD_ONLY, annotation=float,
+           default=typer.Option(1.5, help="Crop side = this x the keypoint box's longer side.")),
+        _P("max_side", _P.KEYWORD_ONLY, annotation=Optional[int],
+           default=typer.Option(None, help="Downscale stored images to this longest side.")),
+        _P("shards", _P.KEYWORD_ONLY, annotation=Optional[int],
+           default=typer.Option(None, help="Shards per split (default: by size).")),
+        _P("progress", _P.KEYWORD_ONLY, annotation=bool,
+           default=typer.Option(True, help="Show a progress bar.")),
+    ]
+
+
+def _option_parameter(option) -> inspect.Parameter:
+    annotation = option.type if option.default is not None else Optional[option.type]
+    return _P(option.name, _P.KEYWORD_ONLY, annotation=annotation,
+              default=typer.Option(option.default, help=option.help))
+
+
+def _make_command(cls):
+    option_names = [o.name for o in cls.OPTIONS]
+
+    def command(src: Path, **kwargs) -> None:
+        from synpose_keras.datasets.converters.base import DatasetLayoutError
+        from synpose_keras.datasets.writer import convert
+
+        options = {name: kwargs.pop(name) for name in option_names}
+        try:
+            converter = cls(str(src), **options)
+        except (DatasetLayoutError, ValueError) as err:
+            typer.echo(f"Error: {err}", err=True)
+            raise typer.Exit(code=2)
+        meta = convert(
+            converter,
+            str(kwargs["out"]),
+            splits=kwargs["split"] or None,
+            limit=kwargs["limit"],
+            skip_bad=kwargs["skip_bad"],
+            crop=kwargs["crop"],
+            crop_scale=kwargs["crop_scale"],
+            max_side=kwargs["max_side"],
+            num_shards=kwargs["shards"],
+            progress=kwargs["progress"],
+            command=shlex.join(["synpose"] + sys.argv[1:]),
+        )
+        typer.echo(_summary(meta, kwargs["out"]))
+
+    params = [_P("src", _P.POSITIONAL_OR_KEYWORD, annotation=Path,
+                 default=typer.Argument(..., help="Folder of the official release."))]
+    params += _common_parameters() + [_option_parameter(o) for o in cls.OPTIONS]
+    command.__signature__ = inspect.Signature(params)
+    command.__name__ = f"convert_{cls.name}"
+    doc = inspect.getdoc(cls) or cls.name
+    convert_app.command(cls.name, help=doc.split("\n\n")[0])(command)
+
+
+def _summary(meta: dict, out) -> str:
+    counts = ", ".join(f"{s}: {n}" for s, n in meta.get("counts", {}).items())
+    skipped = sum(len(v) for v in meta.get("skipped", {}).values())
+    line = f"Wrote {out} ({counts})"
+    if skipped:
+        line += f"; skipped {skipped} bad sample(s), listed in meta.json"
+    return line
+
+
+for _name, _cls in sorted(load_all().items()):
+    if _name != "synthetic":
+        _make_command(_cls)
