@@ -28,6 +28,10 @@ class Skeleton:
         flip_pairs: tuple of (int, int). Keypoints swapped by a horizontal flip.
         groups: mapping str -> tuple of int. Part groups reported in the PCK table, in column order.
         all_columns: mapping str -> tuple of int. The "All" column(s): which keypoints are averaged.
+        bend_limits: mapping int -> float. Joint limits used by the kinematic projection of 3D
+            pseudo-labels: for keypoint i, the largest angle (degrees) between its bone
+            (parent(i) -> i) and the parent's bone (parent(parent(i)) -> parent(i)). Keypoints
+            not listed are unconstrained. Defaults to no limits.
     """
 
     name: str
@@ -36,6 +40,7 @@ class Skeleton:
     flip_pairs: tuple
     groups: Mapping[str, tuple]
     all_columns: Mapping[str, tuple]
+    bend_limits: Mapping[int, float] = dataclasses.field(default_factory=dict)
 
     @property
     def num_keypoints(self) -> int:
@@ -80,6 +85,11 @@ HAND21 = Skeleton(
         "Fin": (4, 8, 12, 16, 20),
     },
     all_columns={"All": tuple(range(21))},
+    # flexion ranges of the finger joints (MCP ~90°, PIP ~110°, DIP ~90°): the bone ending at the
+    # PIP bends at the MCP, and so on. Thumb joints are looser; kept at the same bounds.
+    bend_limits={**{1 + 4 * f + 1: 100.0 for f in range(5)},
+                 **{1 + 4 * f + 2: 120.0 for f in range(5)},
+                 **{1 + 4 * f + 3: 100.0 for f in range(5)}},
 )
 
 BODY16 = Skeleton(
@@ -104,6 +114,8 @@ BODY16 = Skeleton(
         "All": (0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15),
         "All-16": tuple(range(16)),
     },
+    # knees and elbows: at most ~160° of flexion between the two limb segments.
+    bend_limits={0: 160.0, 5: 160.0, 10: 160.0, 15: 160.0},
 )
 
 SKELETONS = {s.name: s for s in (HAND21, BODY16)}

@@ -1,0 +1,334 @@
+"""Typed run configuration: one dataclass per component, presets, and command-line overrides.
+
+Every run writes its resolved configuration (``RUN/config.json``) next to its checkpoints, so a
+run can be resumed or reproduced from that file alone.
+
+Presets:
+
+- ``paper``: the paper's configuration (ResNet-101, 256 -> 64 heatmaps, batch 32 + 32, the
+  UniFrame schedule of 40 pre-training + 30 adaptation epochs x 500 iterations, Adam 1e-4 with
+  x0.1 at epochs 45 and 60, EMA 0.999). Meant for GPUs.
+- ``demo``: small ResNet and small images so the whole pipeline runs on a 2-core CPU.
+- ``tiny``: the smallest configuration that exercises every stage; for tests.
+
+Overrides use dotted paths: ``adapt.lr=3e-4``, ``model.backbone=resnet50``,
+``adapt.pseudo=union``. Values are parsed with the field's type.
+
+Reference:
+    REFERENCE §3 (UniFrame and TLlib settings) and DESIGN "Training stages".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from typing import Any, Optional
+
+PSEUDO_MODES = ("integrated", "independent", "union", "2d", "3d", "none")
+METHODS = ("ours", "source-only", "uniframe", "ccssl", "regda")
+STAGES = ("style", "pretrain", "generator", "adapt")
+TASKS = ("hand", "body")
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Pose predictor architecture.
+
+    Args:
+        backbone: str. "resnet101" (paper), "resnet50" or "resnet18" (small, ours).
+        input_size: int. Square input side; heatmaps are input_size / 4.
+        width_multiplier: float. Channel multiplier of "resnet18".
+        deconv_filters: int. Channels of the SimpleBaseline deconvolution head.
+        backbone_weights: optional str. None, "imagenet" or a path to a local weights file.
+    """
+
+    backbone: str = "resnet18"
+    input_size: int = 64
+    width_multiplier: float = 0.25
+    deconv_filters: int = 64
+    backbone_weights: Optional[str] = None
+
+    @property
+    def heatmap_size(self) -> int:
+        return self.input_size // 4
+
+
+@dataclasses.dataclass
+class StyleConfig:
+    """AdaIN style network (stage ``style``). UniFrame: Adam 1e-5, batch 4, style weight 0.1."""
+
+    steps: int = 300
+    batch_size: int = 8
+    lr: float = 1e-4
+    style_weight: float = 0.1
+    width_multiplier: float = 0.25
+    encoder_weights: Optional[str] = None
+
+
+@dataclasses.dataclass
+class PretrainConfig:
+    """Source pre-training with restyling (stage ``pretrain``)."""
+
+    epochs: int = 4
+    iterations: int = 100
+    batch_size: int = 32
+    lr: float = 1e-3
+    restyle_prob: float = 0.5
+
+
+@dataclasses.dataclass
+class GeneratorConfig:
+    """Warping module + generator pre-training (stage ``generator``). FOMM: Adam 2e-4, (0.5, 0.999)."""
+
+    epochs: int = 2
+    iterations: int = 100
+    batch_size: int = 16
+    lr: float = 2e-4
+    block_expansion: int = 16
+    max_features: int = 128
+    num_blocks: int = 3
+    num_residual_blocks: int = 2
+    vgg_weights: Optional[str] = None
+
+
+@dataclasses.dataclass
+class LifterConfig:
+    """2D -> 3D lifter trained on the source's 3D labels."""
+
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    hidden_units: int = 256
+    num_blocks: int = 2
+
+
+@dataclasses.dataclass
+class AdaptConfig:
+    """Adaptation (stage ``adapt``): ``L = L_src + lambda_pl (L_2D + L_3D) + lambda_rec L_rec``.
+
+    Args:
+        pseudo: str. Mask strategy of Table B(a): "integrated" (default), "independent",
+            "union", "2d", "3d", or "none" (no pseudo-labels).
+        rec: bool. Geometric reconstruction loss on base/driving pairs.
+        overlap_threshold: float. M_2D/M_3D overlap (IoU) at which "integrated" switches to the
+            combined mask.
+        mask_fraction: float. M_2D keeps this fraction of the most confident keypoint instances
+            of each batch (UniFrame: 0.5).
+        agreement_px: float. M_3D: a keypoint is kept when the teacher's 2D peak and the
+            kinematically corrected reprojection agree within this distance (heatmap pixels).
+        pair_fallback: optional str. "affine": datasets without sequences pair an image with a
+            random affine of itself. None: refuse such targets when ``rec`` is on.
+    """
+
+    epochs: int = 4
+    iterations: int = 100
+    batch_size: int = 16
+    target_batch_size: int = 16
+    lr: float = 3e-4
+    lr_milestones: tuple = ()
+    ema_decay: float = 0.99
+    pseudo: str = "integrated"
+    rec: bool = True
+    lambda_pl: float = 1.0
+    lambda_rec: float = 1.0
+    overlap_threshold: float = 0.8
+    mask_fraction: float = 0.5
+    agreement_px: float = 2.0
+    occlusion_prob: float = 0.5
+    pair_fallback: Optional[str] = "affine"
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a ``synpose train`` run needs."""
+
+    task: str = "hand"
+    method: str = "ours"
+    preset: str = "demo"
+    seed: int = 0
+    source: Optional[str] = None
+    target: Optional[str] = None
+    stages: tuple = STAGES
+    strategy: str = "default"
+    mixed_precision: bool = False
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    style: StyleConfig = dataclasses.field(default_factory=StyleConfig)
+    pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
+    generator: GeneratorConfig = dataclasses.field(default_factory=GeneratorConfig)
+    lifter: LifterConfig = dataclasses.field(default_factory=LifterConfig)
+    adapt: AdaptConfig = dataclasses.field(default_factory=AdaptConfig)
+
+    def validate(self) -> "TrainConfig":
+        _check("task", self.task, TASKS)
+        _check("method", self.method, METHODS)
+        _check("strategy", self.strategy, STRATEGIES)
+        _check("adapt.pseudo", self.adapt.pseudo, PSEUDO_MODES)
+        for stage in self.stages:
+            _check("stages", stage, STAGES)
+        if self.model.input_size % 32:
+            raise ValueError(
+                "model.input_size must be a multiple of 32 (backbone stride). "
+                f"Received: model.input_size={self.model.input_size}"
+            )
+        if self.adapt.pair_fallback not in (None, "affine"):
+            raise ValueError(
+                "adapt.pair_fallback must be 'affine' or None. "
+                f"Received: adapt.pair_fallback={self.adapt.pair_fallback!r}"
+            )
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        return _from_dict(cls, data)
+
+
+def _check(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}. Received: {name}={value!r}")
+
+
+def _from_dict(cls, data: dict):
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in data:
+            continue
+        value = data[field.name]
+        ftype = hints[field.name]
+        if dataclasses.is_dataclass(ftype):
+            value = _from_dict(ftype, value)
+        elif ftype is tuple or typing.get_origin(ftype) is tuple:
+            value = tuple(value)
+        kwargs[field.name] = value
+    return cls(**kwargs)
+
+
+def _paper() -> TrainConfig:
+    return TrainConfig(
+        preset="paper",
+        model=ModelConfig(backbone="resnet101", input_size=256, width_multiplier=1.0,
+                          deconv_filters=256),
+        style=StyleConfig(steps=20000, batch_size=4, lr=1e-5, style_weight=0.1,
+                          width_multiplier=1.0),
+        pretrain=PretrainConfig(epochs=40, iterations=500, batch_size=32, lr=1e-4),
+        generator=GeneratorConfig(epochs=20, iterations=500, batch_size=16, lr=2e-4,
+                                  block_expansion=64, max_features=512, num_blocks=5,
+                                  num_residual_blocks=6),
+        lifter=LifterConfig(epochs=100, batch_size=1024, hidden_units=1024, num_blocks=2),
+        adapt=AdaptConfig(epochs=30, iterations=500, batch_size=32, target_batch_size=32,
+                          lr=1e-4, lr_milestones=(5, 20), ema_decay=0.999),
+    )
+
+
+def _demo() -> TrainConfig:
+    return TrainConfig(preset="demo")
+
+
+def _tiny() -> TrainConfig:
+    return TrainConfig(
+        preset="tiny",
+        model=ModelConfig(backbone="resnet18", input_size=64, width_multiplier=0.125,
+                          deconv_filters=16),
+        style=StyleConfig(steps=2, batch_size=2, width_multiplier=0.125),
+        pretrain=PretrainConfig(epochs=1, iterations=2, batch_size=4),
+        generator=GeneratorConfig(epochs=1, iterations=2, batch_size=2, block_expansion=4,
+                                  max_features=16, num_blocks=2, num_residual_blocks=1),
+        lifter=LifterConfig(epochs=1, batch_size=16, hidden_units=16, num_blocks=1),
+        adapt=AdaptConfig(epochs=1, iterations=2, batch_size=2, target_batch_size=2),
+    )
+
+
+PRESETS = {"paper": _paper, "demo": _demo, "tiny": _tiny}
+
+
+def get_preset(name: str) -> TrainConfig:
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset. Expected one of {sorted(PRESETS)}. Received: preset={name!r}")
+    return PRESETS[name]()
+
+
+def apply_overrides(config: TrainConfig, overrides: dict) -> TrainConfig:
+    """Returns a copy of ``config`` with dotted-path overrides applied.
+
+    Args:
+        config: TrainConfig.
+        overrides: dict. ``{"adapt.lr": "3e-4", "task": "body"}``; values may be strings (parsed
+            with the field's type) or already typed.
+    """
+    data = config.to_dict()
+    for path, value in overrides.items():
+        parts = path.split(".")
+        node, cls = data, TrainConfig
+        for part in parts[:-1]:
+            if part not in node or not isinstance(node[part], dict):
+                raise ValueError(f"Unknown config field. Received: {path}={value!r}")
+            cls = typing.get_type_hints(cls)[part]
+            node = node[part]
+        leaf = parts[-1]
+        hints = typing.get_type_hints(cls)
+        if leaf not in hints or dataclasses.is_dataclass(hints[leaf]):
+            raise ValueError(
+                f"Unknown config field. Expected one of {sorted(hints)} under "
+                f"{'.'.join(parts[:-1]) or 'the top level'}. Received: {path}={value!r}"
+            )
+        node[leaf] = _parse(hints[leaf], value, path)
+    return TrainConfig.from_dict(data).validate()
+
+
+def _parse(ftype, value, path):
+    if not isinstance(value, str):
+        return value
+    origin = typing.get_origin(ftype)
+    args = [a for a in typing.get_args(ftype) if a is not type(None)]
+    if origin is typing.Union:  # Optional[X]
+        if value.lower() in ("none", "null", ""):
+            return None
+        return _parse(args[0], value, path)
+    try:
+        if ftype is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if ftype is tuple or origin is tuple:
+            items = [v for v in value.replace(" ", "").split(",") if v]
+            return tuple(_number(v) for v in items)
+        return ftype(value)
+    except ValueError:
+        raise ValueError(f"Cannot parse a value for {path} as {ftype}. Received: {path}={value!r}")
+
+
+def _number(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def save_config(config: TrainConfig, path: str) -> None:
+    """Writes the resolved config as JSON, atomically."""
+    import os
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".config-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        f.write(config.to_json())
+    os.replace(tmp, path)
+
+
+def load_config(path: str) -> TrainConfig:
+    with open(path) as f:
+        return TrainConfig.from_dict(json.load(f)).validate()
