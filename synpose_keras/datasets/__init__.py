@@ -1,0 +1,29 @@
+"""Datasets: the TFRecord schema, the shared writer, the reader and the tf.data pipelines.
+
+Public contract (see DESIGN.md): ``load_records(DIR, split)`` -> ``tf.data.Dataset`` of record
+dicts, ``read_meta(DIR)`` -> dict, and ``convert(converter, out_dir, ...)`` behind
+``synpose convert``. The training pipelines (``source_pipeline``, ``target_views_pipeline``,
+``pairs_pipeline``, ``eval_pipeline``) live in :mod:`synpose_keras.datasets.pipeline` and are
+imported lazily.
+"""
+
+from synpose_keras.datasets.reader import load_records, read_meta  # noqa: F401
+from synpose_keras.datasets.writer import convert  # noqa: F401
+
+_PIPELINE_NAMES = (
+    "AugmentConfig",
+    "source_pipeline",
+    "target_views_pipeline",
+    "pairs_pipeline",
+    "eval_pipeline",
+)
+
+__all__ = ["convert", "load_records", "read_meta", *_PIPELINE_NAMES]
+
+
+def __getattr__(name):
+    if name in _PIPELINE_NAMES:
+        from synpose_keras.datasets import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
