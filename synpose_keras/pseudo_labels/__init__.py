@@ -2,7 +2,6 @@
 
 from synpose_keras.pseudo_labels.kinematics import (  # noqa: F401
     bone_lengths,
-    fit_scale_translation,
     project_to_skeleton,
     reference_bone_ratios,
     reproject,

@@ -16,6 +16,7 @@ import math
 import numpy as np
 from keras import ops
 
+from synpose_keras.ops.geometry import fit_scale_translation
 from synpose_keras.skeletons import Skeleton
 
 
@@ -124,31 +125,6 @@ def project_to_skeleton(poses, skeleton: Skeleton, ratios, apply_limits=True):
     return ops.stack([new[j] for j in range(skeleton.num_keypoints)], axis=1)
 
 
-def fit_scale_translation(points, targets, weights=None):
-    """Least-squares s, t minimising sum_k w_k ||s * points_k + t - targets_k||^2.
-
-    Args:
-        points: (B, K, 2).
-        targets: (B, K, 2).
-        weights: optional (B, K), non-negative.
-
-    Returns:
-        (scale (B, 1, 1), translation (B, 1, 2)).
-    """
-    p = ops.convert_to_tensor(points, "float32")
-    q = ops.convert_to_tensor(targets, "float32")
-    w = ops.ones_like(p[..., 0]) if weights is None else ops.convert_to_tensor(weights, "float32")
-    w = w[..., None]
-    wsum = ops.maximum(ops.sum(w, axis=1, keepdims=True), 1e-8)
-    p_mean = ops.sum(w * p, axis=1, keepdims=True) / wsum
-    q_mean = ops.sum(w * q, axis=1, keepdims=True) / wsum
-    pc, qc = p - p_mean, q - q_mean
-    num = ops.sum(w * pc * qc, axis=(1, 2), keepdims=True)
-    den = ops.maximum(ops.sum(w * pc * pc, axis=(1, 2), keepdims=True), 1e-8)
-    scale = num / den
-    return scale, q_mean - scale * p_mean
-
-
 def reproject(poses_3d, keypoints_2d, weights=None):
     """Orthographic reprojection of root-relative 3D poses onto 2D keypoints.
 
@@ -159,5 +135,8 @@ def reproject(poses_3d, keypoints_2d, weights=None):
         (B, K, 2) reprojected keypoints in the units of ``keypoints_2d``.
     """
     xy = ops.convert_to_tensor(poses_3d, "float32")[..., :2]
-    scale, translation = fit_scale_translation(xy, keypoints_2d, weights)
-    return scale * xy + translation
+    targets = ops.convert_to_tensor(keypoints_2d, "float32")
+    if weights is not None:
+        weights = ops.convert_to_tensor(weights, "float32")
+    scale, translation = fit_scale_translation(xy, targets, weights)
+    return scale[..., None, None] * xy + translation[..., None, :]

@@ -1,0 +1,245 @@
+"""Stage ``adapt``: mean-teacher adaptation with integrated 2D/3D pseudo-labels and geometric
+reconstruction.
+
+One iteration (``AdaptStage.train_step``)::
+
+    L = L_src + lambda_pl * (L_2D + L_3D) + lambda_rec * L_rec
+    teacher <- EMA(student)
+
+- ``L_src``: visibility-weighted heatmap MSE of the student on (restyled) source images.
+- Teacher on the teacher view of each target image -> argmax peaks and confidences.
+  ``M_2D`` keeps the most confident ``mask_fraction`` of keypoint instances of the batch.
+  3D pseudo-labels: peaks -> Lifter -> kinematic projection onto the source's bone-length ratios
+  and bend limits -> least-squares reprojection onto the peaks. ``M_3D`` keeps keypoints whose
+  reprojection agrees with the 2D peak within ``agreement_px`` heatmap pixels.
+  Both labels are mapped into the student view by the known augmentation affine and re-rendered as
+  sigma=2 Gaussians; the mask strategy (:mod:`synpose_keras.pseudo_labels.masks`) decides which
+  instances each loss sees.
+- ``L_rec``: soft-argmax student keypoints on a base and a driving image of the same subject ->
+  WarpingModule -> Generator -> reconstruction loss against the real driving image. Its gradient
+  reaches the student through the keypoints. W and G keep training with their own optimizer.
+
+All student passes of an iteration (source, target student view, base, driving) run as one
+concatenated batch: one forward and one backward pass of the predictor per iteration.
+
+Batch format (a dict, as produced by :func:`synpose_keras.training.data.adapt_dataset`)::
+
+    {"source": {"image": (Bs,S,S,3) [0,255], "heatmaps": (Bs,h,w,K), "weights": (Bs,K)},
+     "target": {"teacher_image": (Bt,S,S,3), "student_image": (Bt,S,S,3),
+                "affine": (Bt,3,3) teacher-view input px -> student-view input px},
+     "pairs":  {"base": (Bp,S,S,3), "driving": (Bp,S,S,3)}}          # only with rec
+
+Reference:
+    Lin et al., NeurIPS 2023, Sec. 3 and supplementary A; UniFrame (Kim et al., ECCV 2022) for
+    the mean-teacher details.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from synpose_keras.losses.scaling import scale_loss_for_distribution
+from synpose_keras.models.reconstruction import reconstruct
+from synpose_keras.ops.geometry import apply_affine
+from synpose_keras.ops.heatmaps import decode_heatmaps, encode_heatmaps
+from synpose_keras.ops.warp import normalize_keypoints
+from synpose_keras.pseudo_labels.kinematics import project_to_skeleton, reproject
+from synpose_keras.pseudo_labels.masks import (
+    agreement_mask,
+    mask_overlap,
+    strategy_masks,
+    top_fraction_mask,
+)
+from synpose_keras.training.losses import heatmap_mse, masked_heatmap_mse, reconstruction_loss
+from synpose_keras.training.mean_teacher import copy_weights, ema_update
+
+
+class AdaptStage(keras.Model):
+    """The adaptation stage as a Keras model whose ``fit`` runs the paper's iteration.
+
+    Args:
+        student: PosePredictor. Trained.
+        teacher: PosePredictor of the same architecture. EMA of the student.
+        skeleton: Skeleton of both domains.
+        lifter: optional Lifter (needed by the 3D pseudo-labels).
+        bone_ratios: optional (E,) source bone-length ratios (needed by the 3D pseudo-labels).
+        warping_module: optional WarpingModule (needed by the reconstruction loss).
+        generator: optional Generator (needed by the reconstruction loss).
+        pseudo: str. Mask strategy: "integrated", "independent", "union", "2d", "3d", "none".
+        rec: bool. Use the reconstruction loss.
+        lambda_pl: float. Weight of L_2D + L_3D.
+        lambda_rec: float. Weight of L_rec.
+        mask_fraction: float. Fraction kept by M_2D.
+        agreement_px: float. M_3D agreement radius in heatmap pixels.
+        ema_decay: float. Teacher EMA decay.
+        train_generator: bool. Keep training W and G with L_rec (their own optimizer).
+        rec_loss: str. "ssim" (L1 + SSIM pyramid) or "l1".
+    """
+
+    def __init__(self, student, teacher, skeleton, lifter=None, bone_ratios=None,
+                 warping_module=None, generator=None, pseudo="integrated", rec=True,
+                 lambda_pl=1.0, lambda_rec=1.0, mask_fraction=0.5, agreement_px=2.0,
+                 ema_decay=0.999, train_generator=True, rec_loss="ssim", **kwargs):
+        super().__init__(**kwargs)
+        uses_3d = pseudo in ("integrated", "independent", "union", "3d")
+        if uses_3d and (lifter is None or bone_ratios is None):
+            raise ValueError(
+                f"pseudo={pseudo!r} needs 3D pseudo-labels, hence a lifter and the source's bone "
+                "ratios (a source dataset with keypoints_3d). Use pseudo='2d' or 'none' otherwise."
+            )
+        if rec and (warping_module is None or generator is None):
+            raise ValueError("rec=True needs a warping_module and a generator.")
+        self.student = student
+        self.teacher = teacher
+        self.skeleton = skeleton
+        self.lifter = lifter
+        self.bone_ratios = None if bone_ratios is None else np.asarray(bone_ratios, np.float32)
+        self.warping_module = warping_module
+        self.generator = generator
+        self.pseudo = pseudo
+        self.uses_3d = uses_3d
+        self.uses_2d = pseudo in ("integrated", "independent", "union", "2d")
+        self.rec = rec
+        self.lambda_pl = float(lambda_pl)
+        self.lambda_rec = float(lambda_rec)
+        self.mask_fraction = float(mask_fraction)
+        self.agreement_px = float(agreement_px)
+        self.ema_decay = float(ema_decay)
+        self.train_generator = bool(train_generator) and rec
+        self.rec_loss = rec_loss
+        # integrated schedule state (0 = independent masks, 1 = combined); checkpointed
+        self.combined = keras.Variable(0.0, trainable=False, name="combined", dtype="float32")
+        names = ["loss", "source", "pseudo_2d", "pseudo_3d", "rec", "overlap", "mask_2d",
+                 "mask_3d"]
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self.generator_optimizer = None
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def compile(self, optimizer, generator_optimizer=None, **kwargs):
+        super().compile(optimizer=optimizer, **kwargs)
+        if self.train_generator:
+            self.generator_optimizer = generator_optimizer or keras.optimizers.Adam(
+                2e-4, beta_1=0.5, beta_2=0.999)
+
+    def build_all(self, input_size):
+        """Creates every weight (student, teacher, W, G, optimizers) before a checkpoint restore."""
+        dummy = np.zeros((1, input_size, input_size, 3), np.float32)
+        self.student(dummy)
+        self.teacher(dummy)
+        if self.rec:
+            kp = np.zeros((1, self.skeleton.num_keypoints, 2), np.float32)
+            reconstruct(self.warping_module, self.generator, dummy, kp, kp)
+        if self.lifter is not None:
+            self.lifter(np.zeros((1, self.skeleton.num_keypoints, 2), np.float32))
+        self.optimizer.build(self.student.trainable_variables)
+        if self.generator_optimizer is not None:
+            self.generator_optimizer.build(self._generator_variables())
+        self.built = True
+
+    def initialize_teacher(self):
+        copy_weights(self.teacher, self.student)
+
+    def _generator_variables(self):
+        return self.warping_module.trainable_variables + self.generator.trainable_variables
+
+    # ------------------------------------------------------------------------ pseudo-labels
+    def pseudo_labels(self, teacher_images):
+        """Teacher pseudo-labels on teacher-view images (no gradient).
+
+        Returns:
+            dict with ``keypoints_2d`` / ``keypoints_3d`` (B, K, 2) teacher-view input pixels,
+            ``scores`` (B, K), ``mask_2d`` / ``mask_3d`` (B, K).
+        """
+        heatmaps = self.teacher(teacher_images, training=False)
+        stride = ops.shape(teacher_images)[1] // ops.shape(heatmaps)[1]
+        stride = ops.cast(stride, "float32")
+        peaks_hm, scores = decode_heatmaps(heatmaps)
+        peaks = peaks_hm * stride
+        out = {"keypoints_2d": peaks, "scores": scores}
+        out["mask_2d"] = top_fraction_mask(scores, self.mask_fraction)
+        if self.uses_3d:
+            pose = self.lifter.lift(peaks, training=False)
+            pose = project_to_skeleton(pose, self.skeleton, self.bone_ratios)
+            reprojected = reproject(pose, peaks, weights=scores)
+            out["keypoints_3d"] = reprojected
+            out["mask_3d"] = agreement_mask(peaks_hm, reprojected / stride, self.agreement_px)
+        else:
+            out["keypoints_3d"] = peaks
+            out["mask_3d"] = ops.zeros_like(scores)
+        return {k: ops.stop_gradient(v) for k, v in out.items()}
+
+    # ------------------------------------------------------------------------ the iteration
+    def train_step(self, data):
+        import tensorflow as tf  # the stage runs on the TF engine (tf.distribute, tf.data)
+
+        src, tgt = data["source"], data["target"]
+        pairs = data.get("pairs")
+        src_images = ops.cast(src["image"], "float32")
+        student_view = ops.cast(tgt["student_image"], "float32")
+        size = ops.shape(student_view)[1]
+        n_src = ops.shape(src_images)[0]
+        n_tgt = ops.shape(student_view)[0]
+        parts = [src_images, student_view]
+        if self.rec:
+            base = ops.cast(pairs["base"], "float32")
+            driving = ops.cast(pairs["driving"], "float32")
+            n_pair = ops.shape(base)[0]
+            parts += [base, driving]
+
+        # ---- pseudo-labels from the teacher, mapped into the student view
+        labels = self.pseudo_labels(ops.cast(tgt["teacher_image"], "float32"))
+        affine = ops.cast(tgt["affine"], "float32")
+        hm_size = self.student.heatmap_size
+        ones = ops.ones_like(labels["scores"])
+        pl_2d, in_2d = encode_heatmaps(apply_affine(affine, labels["keypoints_2d"]), ones,
+                                       size, hm_size)
+        pl_3d, in_3d = encode_heatmaps(apply_affine(affine, labels["keypoints_3d"]), ones,
+                                       size, hm_size)
+        mask_2d, mask_3d = strategy_masks(self.pseudo, labels["mask_2d"], labels["mask_3d"],
+                                          self.combined)
+        mask_2d = mask_2d * in_2d
+        mask_3d = mask_3d * in_3d
+        overlap = mask_overlap(labels["mask_2d"], labels["mask_3d"])
+
+        student_vars = self.student.trainable_variables
+        gen_vars = self._generator_variables() if self.train_generator else []
+        with tf.GradientTape(persistent=bool(gen_vars)) as tape:
+            heatmaps = self.student(ops.concatenate(parts, axis=0), training=True)
+            hm_src = heatmaps[:n_src]
+            hm_tgt = heatmaps[n_src:n_src + n_tgt]
+            loss_src = heatmap_mse(src["heatmaps"], hm_src, src["weights"])
+            loss_2d = masked_heatmap_mse(pl_2d, hm_tgt, mask_2d) if self.uses_2d else 0.0
+            loss_3d = masked_heatmap_mse(pl_3d, hm_tgt, mask_3d) if self.uses_3d else 0.0
+            total = loss_src + self.lambda_pl * (loss_2d + loss_3d)
+            loss_rec = 0.0
+            if self.rec:
+                start = n_src + n_tgt
+                hm_pair = heatmaps[start:]
+                kp = self.student.soft_keypoints(hm_pair, (None, size, size, 3))
+                kp = normalize_keypoints(kp, (size, size))
+                kp_base, kp_driving = kp[:n_pair], kp[n_pair:]
+                generated, _ = reconstruct(self.warping_module, self.generator, base / 255.0,
+                                           kp_base, kp_driving, training=True)
+                loss_rec = reconstruction_loss(driving / 255.0, generated, self.rec_loss)
+                total = total + self.lambda_rec * loss_rec
+            scaled = scale_loss_for_distribution(total)
+            gen_scaled = scale_loss_for_distribution(loss_rec) if gen_vars else None
+        grads = tape.gradient(scaled, student_vars)
+        self.optimizer.apply_gradients(zip(grads, student_vars))
+        if gen_vars:
+            gen_grads = tape.gradient(gen_scaled, gen_vars)
+            self.generator_optimizer.apply_gradients(zip(gen_grads, gen_vars))
+            del tape
+        ema_update(self.teacher, self.student, self.ema_decay)
+
+        values = {"loss": total, "source": loss_src, "pseudo_2d": loss_2d, "pseudo_3d": loss_3d,
+                  "rec": loss_rec, "overlap": overlap, "mask_2d": ops.mean(mask_2d),
+                  "mask_3d": ops.mean(mask_3d)}
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}

@@ -1,0 +1,68 @@
+"""Stage ``generator``: pre-trains the WarpingModule and the Generator on target base/driving
+pairs, with keypoints from the frozen pre-trained pose predictor (reconstruction loss only).
+
+Reference:
+    Lin et al., NeurIPS 2023, supplementary A ("G is pre-trained with predicted keypoints before
+    the reconstruction stage"); FOMM (Siarohin et al., NeurIPS 2019) for W and G.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from synpose_keras.losses.scaling import scale_loss_for_distribution
+from synpose_keras.models.reconstruction import reconstruct
+from synpose_keras.ops.warp import normalize_keypoints
+from synpose_keras.training.losses import reconstruction_loss
+
+
+class GeneratorStage(keras.Model):
+    """Trains W and G to generate the driving image from the base image and keypoints.
+
+    Args:
+        predictor: PosePredictor. Frozen; gives soft-argmax keypoints of base and driving.
+        warping_module: WarpingModule. Trained.
+        generator: Generator. Trained.
+        rec_loss: str. "ssim" or "l1" (see ``reconstruction_loss``).
+
+    Batch format: ``{"base": (B,S,S,3) [0,255], "driving": (B,S,S,3) [0,255]}``.
+    """
+
+    def __init__(self, predictor, warping_module, generator, rec_loss="ssim", **kwargs):
+        super().__init__(**kwargs)
+        self.predictor = predictor
+        self.warping_module = warping_module
+        self.generator = generator
+        self.rec_loss = rec_loss
+        self.trackers = {"loss": keras.metrics.Mean(name="loss")}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def keypoints(self, base, driving):
+        size = ops.shape(base)[1]
+        images = ops.concatenate([base, driving], axis=0)
+        heatmaps = self.predictor(images, training=False)
+        kp = self.predictor.soft_keypoints(heatmaps, (None, size, size, 3))
+        kp = ops.stop_gradient(normalize_keypoints(kp, (size, size)))
+        n = ops.shape(base)[0]
+        return kp[:n], kp[n:]
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        base = ops.cast(data["base"], "float32")
+        driving = ops.cast(data["driving"], "float32")
+        kp_base, kp_driving = self.keypoints(base, driving)
+        variables = self.warping_module.trainable_variables + self.generator.trainable_variables
+        with tf.GradientTape() as tape:
+            generated, _ = reconstruct(self.warping_module, self.generator, base / 255.0,
+                                       kp_base, kp_driving, training=True)
+            loss = reconstruction_loss(driving / 255.0, generated, self.rec_loss)
+            scaled = scale_loss_for_distribution(loss)
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        self.trackers["loss"].update_state(loss)
+        return {"loss": self.trackers["loss"].result()}

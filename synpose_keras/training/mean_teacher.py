@@ -1,0 +1,46 @@
+"""Mean teacher: the teacher's weights are an exponential moving average of the student's.
+
+Every weight is averaged, the BatchNorm moving statistics included, so the teacher's
+normalisation follows the student's data without ever running in training mode. (UniFrame
+averages parameters and lets the teacher's BatchNorm keep statistics of its own; averaging the
+moving statistics is the closest equivalent that keeps the teacher purely in inference mode.)
+
+Reference:
+    Tarvainen & Valpola, "Mean teachers are better role models", NeurIPS 2017; REFERENCE §3.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+def _pairs(teacher: keras.Model, student: keras.Model):
+    t_weights, s_weights = teacher.weights, student.weights
+    if len(t_weights) != len(s_weights):
+        raise ValueError(
+            "Teacher and student must have the same architecture. Received: "
+            f"{len(t_weights)} teacher weights and {len(s_weights)} student weights."
+        )
+    for t, s in zip(t_weights, s_weights):
+        if tuple(t.shape) != tuple(s.shape):
+            raise ValueError(
+                f"Teacher weight {t.path} has shape {t.shape}, student weight {s.path} has {s.shape}."
+            )
+    return zip(t_weights, s_weights)
+
+
+def copy_weights(teacher: keras.Model, student: keras.Model) -> None:
+    """Sets every teacher weight to the student's value."""
+    for t, s in _pairs(teacher, student):
+        t.assign(s)
+
+
+def ema_update(teacher: keras.Model, student: keras.Model, decay) -> None:
+    """teacher <- decay * teacher + (1 - decay) * student, for every weight (keras.ops)."""
+    for t, s in _pairs(teacher, student):
+        if not keras.backend.is_float_dtype(t.dtype):  # e.g. integer counters: copy
+            t.assign(s)
+            continue
+        d = ops.cast(decay, t.dtype)
+        t.assign(d * t + (1.0 - d) * ops.cast(s, t.dtype))

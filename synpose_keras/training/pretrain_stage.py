@@ -1,0 +1,70 @@
+"""Stage ``pretrain``: the pose predictor on labelled source images, restyled with target styles.
+
+Each source image is replaced, with probability ``restyle_prob``, by its AdaIN restyling with a
+random target image's style and a random strength alpha ~ U(0, 1) (UniFrame, REFERENCE §3).
+
+Reference:
+    UniFrame (Kim et al., ECCV 2022), source pre-training with restyling.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from synpose_keras.losses.scaling import scale_loss_for_distribution
+from synpose_keras.training.losses import heatmap_mse
+
+
+class PretrainStage(keras.Model):
+    """Supervised source training with optional restyling.
+
+    Args:
+        predictor: PosePredictor. Trained.
+        style_net: optional StyleNet (frozen). None disables restyling.
+        restyle_prob: float. Probability of restyling each source image.
+        seed: optional int. Seed of the restyling draws.
+
+    Batch format: ``{"source": {"image", "heatmaps", "weights"}, "style": (B,S,S,3)}``
+    (``style`` target images are only needed with a style_net).
+    """
+
+    def __init__(self, predictor, style_net=None, restyle_prob=0.5, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= restyle_prob <= 1.0:
+            raise ValueError(f"restyle_prob must be in [0, 1]. Received: restyle_prob={restyle_prob}")
+        self.predictor = predictor
+        self.style_net = style_net
+        self.restyle_prob = float(restyle_prob)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = {"loss": keras.metrics.Mean(name="loss")}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def restyle(self, images, styles):
+        """Restyles a random subset of ``images`` (probability restyle_prob, alpha ~ U(0,1))."""
+        batch = ops.shape(images)[0]
+        draw = keras.random.uniform((batch,), seed=self.seed_generator)
+        alpha = keras.random.uniform((batch,), seed=self.seed_generator)
+        styled = self.style_net.stylize(images, styles[:batch], alpha)
+        keep = ops.reshape(ops.cast(draw < self.restyle_prob, "float32"), (-1, 1, 1, 1))
+        return keep * styled + (1.0 - keep) * images
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        source = data["source"]
+        images = ops.cast(source["image"], "float32")
+        if self.style_net is not None and self.restyle_prob > 0:
+            images = ops.stop_gradient(self.restyle(images, ops.cast(data["style"], "float32")))
+        variables = self.predictor.trainable_variables
+        with tf.GradientTape() as tape:
+            heatmaps = self.predictor(images, training=True)
+            loss = heatmap_mse(source["heatmaps"], heatmaps, source["weights"])
+            scaled = scale_loss_for_distribution(loss)
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        self.trackers["loss"].update_state(loss)
+        return {"loss": self.trackers["loss"].result()}

@@ -1,0 +1,49 @@
+"""Stage ``style``: trains the StyleNet decoder in both directions (source <-> target).
+
+Reference:
+    Huang & Belongie, "Arbitrary Style Transfer in Real-time with Adaptive Instance
+    Normalization", ICCV 2017; UniFrame's restyling (REFERENCE §3: both directions, style weight
+    0.1).
+"""
+
+from __future__ import annotations
+
+import keras
+
+from synpose_keras.losses.scaling import scale_loss_for_distribution
+
+
+class StyleStage(keras.Model):
+    """AdaIN decoder training: ``L = L_AdaIN(src -> tgt style) + L_AdaIN(tgt -> src style)``.
+
+    Args:
+        style_net: StyleNet. Its encoder is frozen; its decoder is trained.
+
+    Batch format: ``{"source": (B,H,W,3) [0,255], "target": (B,H,W,3) [0,255]}``.
+    """
+
+    def __init__(self, style_net, **kwargs):
+        super().__init__(**kwargs)
+        self.style_net = style_net
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in ("loss", "content", "style")}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        source, target = data["source"], data["target"]
+        variables = self.style_net.trainable_variables
+        with tf.GradientTape() as tape:
+            forward = self.style_net.compute_losses(source, target, training=True)
+            backward = self.style_net.compute_losses(target, source, training=True)
+            loss = forward["loss"] + backward["loss"]
+            scaled = scale_loss_for_distribution(loss)
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        self.trackers["loss"].update_state(loss)
+        self.trackers["content"].update_state(forward["content_loss"] + backward["content_loss"])
+        self.trackers["style"].update_state(forward["style_loss"] + backward["style_loss"])
+        return {n: t.result() for n, t in self.trackers.items()}

@@ -1,0 +1,74 @@
+import keras
+import numpy as np
+import pytest
+
+from synpose_keras.skeletons import HAND21
+from synpose_keras.training.adapt_stage import AdaptStage
+
+from tests.training.stage_fixtures import (SIZE, adapt_batch, bone_ratios, lifter, predictor,
+                            warping_and_generator)
+
+
+def _stage(pseudo="integrated", rec=True, ema_decay=0.9):
+    warp, gen = warping_and_generator()
+    stage = AdaptStage(predictor(0), predictor(1), HAND21, lifter=lifter(),
+                       bone_ratios=bone_ratios(), warping_module=warp, generator=gen,
+                       pseudo=pseudo, rec=rec, ema_decay=ema_decay)
+    stage.compile(optimizer=keras.optimizers.Adam(1e-3))
+    stage.build_all(SIZE)
+    stage.initialize_teacher()
+    return stage
+
+
+@pytest.mark.slow
+def test_adapt_step_losses_finite_and_decreasing_on_a_fixed_batch():
+    stage = _stage()
+    batch = adapt_batch(0)
+    losses = []
+    for _ in range(6):
+        for tracker in stage.metrics:
+            tracker.reset_state()
+        logs = stage.train_step(batch)
+        losses.append(float(logs["loss"]))
+        for name in ("source", "pseudo_2d", "pseudo_3d", "rec"):
+            assert np.isfinite(float(logs[name])), name
+    assert losses[-1] < losses[0]
+    assert float(logs["rec"]) > 0
+
+
+def test_teacher_is_the_ema_of_the_student():
+    stage = _stage(pseudo="2d", rec=False, ema_decay=0.9)
+    before = [np.array(w) for w in stage.teacher.weights]
+    stage.train_step(adapt_batch(1))
+    student = [np.array(w) for w in stage.student.weights]
+    after = [np.array(w) for w in stage.teacher.weights]
+    changed = 0
+    for b, s, a in zip(before, student, after):
+        np.testing.assert_allclose(a, 0.9 * b + 0.1 * s, rtol=1e-5, atol=1e-6)
+        changed += int(not np.allclose(a, b))
+    assert changed > 0
+
+
+def test_only_the_student_and_generator_are_trained():
+    stage = _stage(pseudo="union", rec=True)
+    lifter_before = [np.array(w) for w in stage.lifter.weights]
+    gen_before = [np.array(w) for w in stage.generator.trainable_weights]
+    stage.train_step(adapt_batch(2))
+    for b, a in zip(lifter_before, stage.lifter.weights):
+        np.testing.assert_array_equal(b, np.array(a))
+    assert any(not np.allclose(b, np.array(a))
+               for b, a in zip(gen_before, stage.generator.trainable_weights))
+
+
+def test_3d_modes_need_a_lifter():
+    with pytest.raises(ValueError, match="pseudo='3d' needs 3D pseudo-labels"):
+        AdaptStage(predictor(0), predictor(1), HAND21, pseudo="3d", rec=False)
+    with pytest.raises(ValueError, match="rec=True needs"):
+        AdaptStage(predictor(0), predictor(1), HAND21, pseudo="2d", rec=True)
+
+
+def test_pseudo_labels_shapes_and_mask_fraction():
+    stage = _stage()
+    labels = stage.pseudo_labels(adapt_batch(3)["target"]["teacher_image"])
+    assert tuple(labels["keypoints_3d"].shape) == (2, 21, 2)
+    assert float(np.mean(labels["mask_2d"])) == pytest.approx(0.5, abs=0.05)
