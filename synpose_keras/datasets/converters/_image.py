@@ -2,8 +2,8 @@
 
 Public API (kept stable, other converters import it):
 
-- ``load_image(path) -> np.ndarray`` uint8 (H, W, 3) RGB; raises ``BadSampleError`` naming the file
-  when it is missing, truncated or not an image.
+- ``load_image(path, allow_truncated=False) -> np.ndarray`` uint8 (H, W, 3) RGB; raises
+  ``BadSampleError`` naming the file when it is missing, truncated or not an image.
 - ``load_mask(path) -> np.ndarray`` uint8 (H, W) (first channel / palette index), same errors.
 - ``hflip(image, keypoints, keypoints_3d=None, intrinsics=None, flip_index=None)`` -> tuple
   (image, keypoints, keypoints_3d, intrinsics), all flipped consistently.
@@ -25,7 +25,7 @@ import os
 from typing import Optional, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from synpose_keras.datasets.converters.base import BadSampleError
 
@@ -41,7 +41,7 @@ def _read_bytes(path: str) -> bytes:
         return f.read()
 
 
-def _open_decoded(path: str) -> Image.Image:
+def _open_decoded(path: str, allow_truncated: bool = False) -> Image.Image:
     path = os.fspath(path)
     try:
         data = _read_bytes(path)
@@ -51,7 +51,14 @@ def _open_decoded(path: str) -> Image.Image:
         raise BadSampleError(f"{path}: cannot read image file ({e})") from e
     try:
         img = Image.open(io.BytesIO(data))
-        img.load()  # decode now: truncated files fail here, not later in the writer
+        # Decode now, so truncated files fail here and not later in the writer. The Pillow flag
+        # is global: set it for this call only (strict even if another library turned it on).
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = bool(allow_truncated)
+        try:
+            img.load()
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
         raise BadSampleError(
             f"{path}: truncated or corrupt image ({type(e).__name__}: {e}); "
@@ -60,11 +67,14 @@ def _open_decoded(path: str) -> Image.Image:
     return img
 
 
-def load_image(path: str) -> np.ndarray:
+def load_image(path: str, allow_truncated: bool = False) -> np.ndarray:
     """Loads an image file as uint8 RGB (H, W, 3).
 
     Args:
         path: str. Image file (PNG, JPEG, ... anything Pillow reads).
+        allow_truncated: bool. Decode truncated files as far as they go (Pillow's
+            ``LOAD_TRUNCATED_IMAGES``, the missing part is filled) instead of raising; some
+            reference loaders (TLlib's H3D) do this. Defaults to False.
 
     Returns:
         np.ndarray uint8 (H, W, 3).
@@ -72,7 +82,7 @@ def load_image(path: str) -> np.ndarray:
     Raises:
         BadSampleError: naming ``path`` when the file is missing, truncated or not an image.
     """
-    img = _open_decoded(path)
+    img = _open_decoded(path, allow_truncated)
     if img.mode != "RGB":
         img = img.convert("RGB")
     arr = np.asarray(img, dtype=np.uint8)

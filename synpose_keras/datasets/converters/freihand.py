@@ -148,9 +148,8 @@ class FreiHANDConverter(Converter):
                         f"FreiHAND annotation file {path} cannot be read ({e}); re-download it"
                     ) from e
                 if not isinstance(value, list):
-                    raise DatasetLayoutError(
-                        f"FreiHAND annotation file {path}: expected a list, got {type(value).__name__}"
-                    )
+                    raise DatasetLayoutError(f"FreiHAND annotation file {path}: expected a list, "
+                                             f"got {type(value).__name__}")
                 lists.append(value)
             if len(lists[0]) != len(lists[1]):
                 raise DatasetLayoutError(

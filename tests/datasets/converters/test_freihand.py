@@ -1,4 +1,4 @@
-"""FreiHAND converter: 4 versions, projection, flip, TLlib split and the grouped (leak-free) split."""
+"""FreiHAND converter: 4 versions, projection, flip, TLlib split and the leak-free grouped split."""
 
 import collections
 import importlib.util
