@@ -52,7 +52,7 @@ from synpose_keras.pseudo_labels.masks import (
     strategy_masks,
     top_fraction_mask,
 )
-from synpose_keras.training.losses import heatmap_mse, masked_heatmap_mse, reconstruction_loss
+from synpose_keras.training.losses import heatmap_mse, make_reconstruction_loss, masked_heatmap_mse
 from synpose_keras.training.mean_teacher import copy_weights, ema_update
 
 
@@ -75,13 +75,14 @@ class AdaptStage(keras.Model):
         agreement_px: float. M_3D agreement radius in heatmap pixels.
         ema_decay: float. Teacher EMA decay.
         train_generator: bool. Keep training W and G with L_rec (their own optimizer).
-        rec_loss: str. "ssim" (L1 + SSIM pyramid) or "l1".
+        vgg_weights: optional str. VGG-19 weights for the perceptual loss; None uses the L1 + SSIM
+            pyramid.
     """
 
     def __init__(self, student, teacher, skeleton, lifter=None, bone_ratios=None,
                  warping_module=None, generator=None, pseudo="integrated", rec=True,
                  lambda_pl=1.0, lambda_rec=1.0, mask_fraction=0.5, agreement_px=2.0,
-                 ema_decay=0.999, train_generator=True, rec_loss="ssim", **kwargs):
+                 ema_decay=0.999, train_generator=True, vgg_weights=None, **kwargs):
         super().__init__(**kwargs)
         uses_3d = pseudo in ("integrated", "independent", "union", "3d")
         if uses_3d and (lifter is None or bone_ratios is None):
@@ -108,7 +109,8 @@ class AdaptStage(keras.Model):
         self.agreement_px = float(agreement_px)
         self.ema_decay = float(ema_decay)
         self.train_generator = bool(train_generator) and rec
-        self.rec_loss = rec_loss
+        self.vgg_weights = vgg_weights
+        self.reconstruction_loss = make_reconstruction_loss(vgg_weights)
         # integrated schedule state (0 = independent masks, 1 = combined); checkpointed
         self.combined = keras.Variable(0.0, trainable=False, name="combined", dtype="float32")
         names = ["loss", "source", "pseudo_2d", "pseudo_3d", "rec", "overlap", "mask_2d",
@@ -225,7 +227,7 @@ class AdaptStage(keras.Model):
                 kp_base, kp_driving = kp[:n_pair], kp[n_pair:]
                 generated, _ = reconstruct(self.warping_module, self.generator, base / 255.0,
                                            kp_base, kp_driving, training=True)
-                loss_rec = reconstruction_loss(driving / 255.0, generated, self.rec_loss)
+                loss_rec = self.reconstruction_loss(driving / 255.0, generated)
                 total = total + self.lambda_rec * loss_rec
             scaled = scale_loss_for_distribution(total)
             gen_scaled = scale_loss_for_distribution(loss_rec) if gen_vars else None

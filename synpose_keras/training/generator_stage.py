@@ -14,7 +14,7 @@ from keras import ops
 from synpose_keras.losses.scaling import scale_loss_for_distribution
 from synpose_keras.models.reconstruction import reconstruct
 from synpose_keras.ops.warp import normalize_keypoints
-from synpose_keras.training.losses import reconstruction_loss
+from synpose_keras.training.losses import make_reconstruction_loss
 
 
 class GeneratorStage(keras.Model):
@@ -24,17 +24,19 @@ class GeneratorStage(keras.Model):
         predictor: PosePredictor. Frozen; gives soft-argmax keypoints of base and driving.
         warping_module: WarpingModule. Trained.
         generator: Generator. Trained.
-        rec_loss: str. "ssim" or "l1" (see ``reconstruction_loss``).
+        vgg_weights: optional str. VGG-19 weights for the perceptual loss; None uses the L1 + SSIM
+            pyramid.
 
     Batch format: ``{"base": (B,S,S,3) [0,255], "driving": (B,S,S,3) [0,255]}``.
     """
 
-    def __init__(self, predictor, warping_module, generator, rec_loss="ssim", **kwargs):
+    def __init__(self, predictor, warping_module, generator, vgg_weights=None, **kwargs):
         super().__init__(**kwargs)
         self.predictor = predictor
         self.warping_module = warping_module
         self.generator = generator
-        self.rec_loss = rec_loss
+        self.vgg_weights = vgg_weights
+        self.reconstruction_loss = make_reconstruction_loss(vgg_weights)
         self.trackers = {"loss": keras.metrics.Mean(name="loss")}
 
     @property
@@ -60,7 +62,7 @@ class GeneratorStage(keras.Model):
         with tf.GradientTape() as tape:
             generated, _ = reconstruct(self.warping_module, self.generator, base / 255.0,
                                        kp_base, kp_driving, training=True)
-            loss = reconstruction_loss(driving / 255.0, generated, self.rec_loss)
+            loss = self.reconstruction_loss(driving / 255.0, generated)
             scaled = scale_loss_for_distribution(loss)
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(grads, variables))
