@@ -310,7 +310,6 @@ def test_anti_alias_downsample_matches_reference():
         for c in range(3):
             blurred = scipy.ndimage.correlate(image[b, ..., c].astype(float), kernel, mode="constant")
             np.testing.assert_allclose(out[b, ..., c], blurred[::4, ::4], atol=1e-5)
-    assert anti_alias_downsample(image, 1.0) is not None
     np.testing.assert_array_equal(np.asarray(anti_alias_downsample(image, 1.0)), image)
     assert anti_alias_downsample(image, 0.5).shape == (2, 32, 24, 3)
 
