@@ -1,0 +1,282 @@
+"""WarpingModule (W) and the shared Hourglass: shapes, identity motion, warping, serialization."""
+
+import keras
+import numpy as np
+import pytest
+
+from synpose_keras.models.hourglass import Hourglass
+from synpose_keras.models.warping_module import WarpingModule
+from synpose_keras.ops.warp import (
+    displacement_field,
+    grid_sample,
+    make_coordinate_grid,
+    normalize_keypoints,
+)
+from tests.models.helpers import (
+    assert_config_complete,
+    assert_save_load_identical,
+    init_arguments,
+    randomize_batchnorm_statistics,
+)
+
+SIZE = 64
+K = 5
+TINY = dict(num_keypoints=K, block_expansion=8, num_blocks=4, max_features=64)
+
+
+def _inputs(seed, batch=2, size=SIZE, num_keypoints=K):
+    rng = np.random.default_rng(seed)
+    image = rng.random((batch, size, size, 3)).astype("float32")
+    kp_base = rng.uniform(-0.8, 0.8, (batch, num_keypoints, 2)).astype("float32")
+    kp_driving = rng.uniform(-0.8, 0.8, (batch, num_keypoints, 2)).astype("float32")
+    return image, kp_base, kp_driving
+
+
+
+
+
+
+# ------------------------------------------------------------------------------------------------
+# Hourglass
+# ------------------------------------------------------------------------------------------------
+
+
+def test_hourglass_output_shape_and_widths():
+    keras.utils.set_random_seed(0)
+    hourglass = Hourglass(block_expansion=8, num_blocks=3, max_features=16)
+    out = hourglass(np.zeros((2, 16, 16, 4), "float32"))
+    assert tuple(out.shape) == (2, 16, 16, 8 + 4)
+    # Encoder widths 16, 16 (capped), 16; decoder widths 16, 16, 8.
+    assert [b.filters for b in hourglass.down_blocks] == [16, 16, 16]
+    assert [b.filters for b in hourglass.up_blocks] == [16, 16, 8]
+
+
+def test_hourglass_rejects_sizes_it_cannot_halve():
+    hourglass = Hourglass(block_expansion=8, num_blocks=3, max_features=16)
+    with pytest.raises(ValueError, match=r"multiples of 2\*\*3=8.*12×16"):
+        hourglass(np.zeros((1, 12, 16, 4), "float32"))
+
+
+def test_hourglass_paper_size_parameter_count():
+    # FOMM's dense-motion hourglass (64 -> 1024 features, 5 blocks) on (K+1)(3+1) = 88 channels.
+    hourglass = Hourglass(block_expansion=64, num_blocks=5, max_features=1024)
+    hourglass.build((None, None, None, 88))
+    # conv3×3 + BN (4 vectors, 2 trainable) per block; counted by hand from the FOMM layout.
+    down = [(88, 128), (128, 256), (256, 512), (512, 1024), (1024, 1024)]
+    up = [(1024, 1024), (2048, 512), (1024, 256), (512, 128), (256, 64)]
+    expected = sum(9 * cin * cout + cout + 4 * cout for cin, cout in down + up)
+    assert hourglass.count_params() == expected
+
+
+# ------------------------------------------------------------------------------------------------
+# WarpingModule: outputs
+# ------------------------------------------------------------------------------------------------
+
+
+def test_output_shapes_and_ranges():
+    keras.utils.set_random_seed(1)
+    module = WarpingModule(**TINY)
+    image, kp_base, kp_driving = _inputs(1)
+    out = module([image, kp_base, kp_driving])
+    assert sorted(out) == ["deformation", "mask", "occlusion"]
+    assert tuple(out["mask"].shape) == (2, 16, 16, K + 1)
+    assert tuple(out["deformation"].shape) == (2, 16, 16, 2)
+    assert tuple(out["occlusion"].shape) == (2, 16, 16, 1)
+    for value in out.values():
+        assert keras.backend.standardize_dtype(value.dtype) == "float32"
+    mask = np.asarray(out["mask"])
+    np.testing.assert_allclose(mask.sum(axis=-1), 1.0, atol=1e-5)
+    assert mask.min() >= 0.0
+    occlusion = np.asarray(out["occlusion"])
+    assert occlusion.min() > 0.0 and occlusion.max() < 1.0
+    # The module's D is exactly the agreed op applied to its own mask.
+    expected = displacement_field(out["mask"], kp_base, kp_driving)
+    np.testing.assert_allclose(np.asarray(out["deformation"]), np.asarray(expected), atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_identical_keypoints_give_the_identity_field(seed):
+    keras.utils.set_random_seed(seed)
+    module = WarpingModule(**TINY)
+    image, kp_base, _ = _inputs(seed)
+    out = module([image, kp_base, kp_base])
+    mask = np.asarray(out["mask"])
+    assert mask.std() > 1e-4  # a non-trivial mask: the identity must not rely on it
+    identity = np.broadcast_to(np.asarray(make_coordinate_grid(16, 16)), (2, 16, 16, 2))
+    np.testing.assert_allclose(np.asarray(out["deformation"]), identity, rtol=0, atol=1e-7)
+
+
+def test_single_keypoint_field_is_mask_weighted_translation():
+    keras.utils.set_random_seed(3)
+    module = WarpingModule(**{**TINY, "num_keypoints": 1})
+    image, kp_base, kp_driving = _inputs(3, num_keypoints=1)
+    out = module([image, kp_base, kp_driving])
+    mask = np.asarray(out["mask"])[..., 1:]  # (B, h, w, 1)
+    grid = np.asarray(make_coordinate_grid(16, 16))[None]
+    expected = grid + mask * (kp_base - kp_driving)[:, None, :, :]
+    np.testing.assert_allclose(np.asarray(out["deformation"]), expected, atol=1e-6)
+
+
+def test_without_occlusion_estimation_the_map_is_ones():
+    keras.utils.set_random_seed(4)
+    module = WarpingModule(**TINY, estimate_occlusion=False)
+    out = module(list(_inputs(4)))
+    np.testing.assert_array_equal(np.asarray(out["occlusion"]), np.ones((2, 16, 16, 1)))
+    assert module.occlusion_head is None
+
+
+def test_full_resolution_motion():
+    keras.utils.set_random_seed(5)
+    module = WarpingModule(**{**TINY, "num_blocks": 3}, scale_factor=1.0)
+    image, kp_base, kp_driving = _inputs(5, size=16)
+    out = module([image, kp_base, kp_driving])
+    assert tuple(out["deformation"].shape) == (2, 16, 16, 2)
+
+
+# ------------------------------------------------------------------------------------------------
+# The warp does what it should: a bright square follows its keypoint
+# ------------------------------------------------------------------------------------------------
+
+
+def _square_image(center_xy, size=SIZE, half=2):
+    image = np.zeros((1, size, size, 3), "float32")
+    x, y = center_xy
+    image[0, y - half : y + half + 1, x - half : x + half + 1] = 1.0
+    return image
+
+
+def test_one_hot_region_moves_square_from_base_to_driving_keypoint():
+    base_px, driving_px = (20, 18), (41, 35)
+    image = _square_image(base_px)
+    kp_base = np.asarray(normalize_keypoints(np.float32([[base_px]]), SIZE))
+    kp_driving = np.asarray(normalize_keypoints(np.float32([[driving_px]]), SIZE))
+    # Region 1 owns a disc of radius 8 px around the DRIVING keypoint; the rest is background.
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    inside = (xx - driving_px[0]) ** 2 + (yy - driving_px[1]) ** 2 <= 8**2
+    mask = np.zeros((1, SIZE, SIZE, 2), "float32")
+    mask[..., 1] = inside
+    mask[..., 0] = ~inside
+    field = displacement_field(mask, kp_base, kp_driving)
+    warped = np.asarray(grid_sample(image, field))[0, ..., 0]
+
+    expected = np.zeros((SIZE, SIZE), "float32")
+    x, y = driving_px
+    expected[y - 2 : y + 3, x - 2 : x + 3] = 1.0  # the square, now at the driving keypoint
+    x, y = base_px
+    expected[y - 2 : y + 3, x - 2 : x + 3] = 1.0  # background keeps the base content (C inpaints)
+    np.testing.assert_allclose(warped, expected, atol=1e-5)
+
+
+def test_per_keypoint_deformed_copies_put_base_content_at_driving_keypoints():
+    # The hourglass input: copy k is the base image translated by p_drv_k - p_base_k; copy 0 is
+    # the image itself.
+    module = WarpingModule(**{**TINY, "num_keypoints": 2})
+    base_px, driving_px = (20, 18), [(41, 35), (10, 44)]
+    image = _square_image(base_px)
+    kp_base = np.asarray(normalize_keypoints(np.float32([[base_px, base_px]]), SIZE))
+    kp_driving = np.asarray(normalize_keypoints(np.float32([driving_px]), SIZE))
+    motions = module.sparse_motions(kp_base, kp_driving, SIZE, SIZE)
+    copies = np.asarray(module.deformed_images(image, motions))  # (1, 3, H, W, 3)
+    np.testing.assert_array_equal(copies[0, 0], image[0])
+    for k, target in enumerate(driving_px, start=1):
+        np.testing.assert_allclose(copies[0, k], _square_image(target)[0], atol=1e-5)
+
+
+def test_module_with_forced_region_translates_the_image():
+    # Force the module's mask to region 1 everywhere: D = z + (p_base - p_drv) at every pixel.
+    keras.utils.set_random_seed(6)
+    module = WarpingModule(**{**TINY, "num_keypoints": 1})
+    base_px, driving_px = (20, 28), (36, 20)
+    image = _square_image(base_px)
+    kp_base = np.asarray(normalize_keypoints(np.float32([[base_px]]), SIZE))
+    kp_driving = np.asarray(normalize_keypoints(np.float32([[driving_px]]), SIZE))
+    module([image, kp_base, kp_driving])
+    kernel, bias = module.mask_head.get_weights()
+    module.mask_head.set_weights([np.zeros_like(kernel), np.float32([0.0, 60.0])])
+    out = module([image, kp_base, kp_driving])
+    np.testing.assert_allclose(np.asarray(out["mask"])[..., 1], 1.0, atol=1e-6)
+
+    # Take D up to the image resolution (as the generator does) and warp the full image.
+    from synpose_keras.models.generator import Generator
+
+    field = Generator.resize_deformation(out["deformation"], SIZE, SIZE)
+    warped = np.asarray(grid_sample(image, field))[0, ..., 0]
+    expected = _square_image(driving_px)[0, ..., 0]
+    np.testing.assert_allclose(warped, expected, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------------
+# Validation
+# ------------------------------------------------------------------------------------------------
+
+
+def test_hourglass_depth_is_validated_against_the_motion_resolution():
+    module = WarpingModule(**{**TINY, "num_blocks": 5})
+    match = r"64×64 image at scale_factor=0.25.*16×16.*num_blocks <= 4"
+    with pytest.raises(ValueError, match=match):
+        module(list(_inputs(0)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"num_keypoints": 0}, r"Received: num_keypoints=0"),
+        ({"block_expansion": 2.5}, r"Received: block_expansion=2.5"),
+        ({"num_blocks": True}, r"Received: num_blocks=True"),
+        ({"scale_factor": 0.3}, r"Received: scale_factor=0.3"),
+        ({"scale_factor": 0.0}, r"Received: scale_factor=0.0"),
+        ({"kp_variance": 0.0}, r"Received: kp_variance=0.0"),
+        ({"estimate_occlusion": "yes"}, r"Received: estimate_occlusion='yes'"),
+    ],
+)
+def test_invalid_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        WarpingModule(**{**TINY, **kwargs})
+
+
+def test_keypoint_count_must_match():
+    module = WarpingModule(**TINY)
+    image, kp_base, kp_driving = _inputs(0, num_keypoints=K + 1)
+    with pytest.raises(ValueError, match=r"kp_base.*\(B, 5, 2\).*Received: kp_base_shape"):
+        module([image, kp_base, kp_driving])
+
+
+# ------------------------------------------------------------------------------------------------
+# Serialization
+# ------------------------------------------------------------------------------------------------
+
+
+def test_get_config_holds_every_argument():
+    arguments = dict(
+        num_keypoints=3,
+        block_expansion=4,
+        num_blocks=2,
+        max_features=24,
+        scale_factor=0.5,
+        kp_variance=0.02,
+        estimate_occlusion=False,
+    )
+    assert sorted(arguments) == sorted(init_arguments(WarpingModule))
+    assert_config_complete(WarpingModule, WarpingModule(**arguments), arguments)
+    assert_config_complete(WarpingModule, WarpingModule(), {})
+
+
+def test_paper_configuration():
+    module = WarpingModule.paper(num_keypoints=16)
+    assert (module.num_keypoints, module.block_expansion, module.num_blocks) == (16, 64, 5)
+    assert (module.max_features, module.scale_factor, module.kp_variance) == (1024, 0.25, 0.01)
+
+
+@pytest.mark.parametrize("estimate_occlusion", [True, False])
+def test_save_and_load_give_identical_outputs(tmp_path, estimate_occlusion):
+    keras.utils.set_random_seed(7)
+    module = WarpingModule(**TINY, kp_variance=0.02, estimate_occlusion=estimate_occlusion)
+    inputs = list(_inputs(7))
+    module(inputs)
+    randomize_batchnorm_statistics(module, 7)
+    expected = module(inputs, training=False)
+    loaded = assert_save_load_identical(module, inputs, tmp_path)
+    assert loaded.get_config() == module.get_config()
+    got = loaded(inputs, training=False)
+    for key in ("mask", "deformation", "occlusion"):
+        np.testing.assert_array_equal(np.asarray(got[key]), np.asarray(expected[key]), err_msg=key)
