@@ -170,3 +170,23 @@ def test_layout_errors(h3d, tmp_path):
         H3DConverter(str(tmp_path)).items("train")
     a = H3DConverter(os.path.join(root, "H3D_crop")).items("test")
     assert [i.source_id for i in a] == [i.source_id for i in H3DConverter(root).items("test")]
+
+
+def test_cli_convert_command(h3d, tmp_path):
+    """The command printed in datasets/h3d.md works, with this converter's options."""
+    from typer.testing import CliRunner
+
+    from synpose_keras.cli.app import app
+
+    root, _ = h3d
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(app, ["convert", "h3d", os.path.join(root, "H3D_crop"), "--out",
+                                      str(out), "--with-object", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["counts"] == {"train": 10, "test": 2}
+    assert meta["converter"]["options"]["with_object"] is True
+    result = CliRunner().invoke(app, ["convert", "h3d", str(tmp_path / "nowhere"), "--out",
+                                      str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "annotation.json" in result.output
