@@ -26,7 +26,8 @@ Batch format (a dict, as produced by :func:`synpose_keras.training.data.adapt_da
 
     {"source": {"image": (Bs,S,S,3) [0,255], "heatmaps": (Bs,h,w,K), "weights": (Bs,K)},
      "target": {"teacher_image": (Bt,S,S,3), "student_image": (Bt,S,S,3),
-                "affine": (Bt,3,3) teacher-view input px -> student-view input px},
+                "affine": (Bt,3,3) teacher-view input px -> student-view input px,
+                "teacher_index": (Bt,K) optional, student joint i = teacher joint index[i]},
      "pairs":  {"base": (Bp,S,S,3), "driving": (Bp,S,S,3)}}          # only with rec
 
 Reference:
@@ -196,12 +197,16 @@ class AdaptStage(keras.Model):
         # ---- pseudo-labels from the teacher, mapped into the student view
         labels = self.pseudo_labels(ops.cast(tgt["teacher_image"], "float32"))
         affine = ops.cast(tgt["affine"], "float32")
+        labels["keypoints_2d"] = apply_affine(affine, labels["keypoints_2d"])
+        labels["keypoints_3d"] = apply_affine(affine, labels["keypoints_3d"])
+        if "teacher_index" in tgt:  # one view flipped: student joint i is teacher joint index[i]
+            index = ops.cast(tgt["teacher_index"], "int32")
+            labels = {k: ops.take_along_axis(v, index if len(v.shape) == 2 else index[..., None],
+                                             axis=1) for k, v in labels.items()}
         hm_size = self.student.heatmap_size
         ones = ops.ones_like(labels["scores"])
-        pl_2d, in_2d = encode_heatmaps(apply_affine(affine, labels["keypoints_2d"]), ones,
-                                       size, hm_size)
-        pl_3d, in_3d = encode_heatmaps(apply_affine(affine, labels["keypoints_3d"]), ones,
-                                       size, hm_size)
+        pl_2d, in_2d = encode_heatmaps(labels["keypoints_2d"], ones, size, hm_size)
+        pl_3d, in_3d = encode_heatmaps(labels["keypoints_3d"], ones, size, hm_size)
         mask_2d, mask_3d = strategy_masks(self.pseudo, labels["mask_2d"], labels["mask_3d"],
                                           self.combined)
         mask_2d = mask_2d * in_2d

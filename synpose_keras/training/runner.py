@@ -1,0 +1,288 @@
+"""The training loop of ``synpose train``: stages, checkpoints, resume, evaluation.
+
+Layout of a run folder ``RUN``::
+
+    RUN/config.json               the resolved TrainConfig
+    RUN/state.json                stages completed, and where the current stage stands
+    RUN/<stage>/ckpt-*            tf.train.Checkpoint of the stage (models, optimizers, step)
+    RUN/<stage>/history.json      per-epoch logs
+    RUN/pretrain/pose_predictor.keras, lifter.keras, bone_ratios.npy
+    RUN/style/style_net.keras
+    RUN/generator/warping_module.keras, generator.keras
+    RUN/adapt/pose_predictor.keras (student), teacher.keras, pseudo_labels.json
+    RUN/pose_predictor.keras      the final model (adapted, else pre-trained)
+    RUN/evaluation.json           Table-A rows on the target test split after pretrain and adapt
+    RUN/logs/<stage>/             TensorBoard
+
+Resume policy, in order (STYLE §14):
+    1. the stage's own checkpoint in RUN (``--resume``): models, optimizers, teacher, integration
+       state, pseudo-label statistics and the position inside the epoch are restored;
+    2. a completed stage is never re-run; its saved outputs are loaded;
+    3. a stage starts from the previous stage's outputs;
+    4. otherwise from scratch (or from ``model.backbone_weights``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from synpose_keras.datasets import read_meta
+from synpose_keras.skeletons import get_skeleton
+from synpose_keras.training import data as stage_data
+from synpose_keras.training.configs import TrainConfig, save_config
+
+
+class TrainingDivergedError(RuntimeError):
+    """A NaN or inf loss; the last good checkpoint is kept."""
+
+
+class RunConfigError(ValueError):
+    """The data or options cannot work together; raised before any training."""
+
+
+# =============================================================================== small helpers
+def _write_json(path: str, data) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True, default=_json_default)
+    os.replace(tmp, path)
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def _read_json(path: str, default=None):
+    if not os.path.exists(path):
+        return default
+    with open(path) as f:
+        return json.load(f)
+
+
+def _save_model(model: keras.Model, path: str) -> None:
+    tmp = path[: -len(".keras")] + ".tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """``default`` (one device), ``mirrored`` (all local GPUs, or CPUs), ``multiworker``
+    (several machines, configured by the TF_CONFIG environment variable)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise RunConfigError(
+                "strategy='multiworker' needs the TF_CONFIG environment variable describing the "
+                "cluster (see docs/scaling.md)."
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise RunConfigError(f"Unknown strategy. Received: strategy={name!r}")
+
+
+# =============================================================================== data checks
+def default_benchmark_dir(task: str, seed: int = 0) -> str:
+    root = os.environ.get("SYNPOSE_DATA", os.path.join(os.path.expanduser("~"), ".cache", "synpose_keras"))
+    return os.path.join(root, f"synthetic-{task}-seed{seed}")
+
+
+def ensure_benchmark(task: str, log: Callable = print, seed: int = 0, **sizes) -> tuple:
+    """The embedded benchmark's (source, target) folders, generated when missing."""
+    from synpose_keras.datasets.synthetic.benchmark import generate_benchmark
+
+    root = default_benchmark_dir(task, seed)
+    source, target = os.path.join(root, "source"), os.path.join(root, "target")
+    if not (os.path.exists(os.path.join(source, "meta.json"))
+            and os.path.exists(os.path.join(target, "meta.json"))):
+        log(f"Generating the embedded {task} benchmark in {root} (once) ...")
+        generate_benchmark(root, task=task, seed=seed, **sizes)
+    return source, target
+
+
+def check_data(config: TrainConfig, source: str, target: str) -> dict:
+    """Refuses incompatible source/target/options before training (clear messages)."""
+    try:
+        src_meta = read_meta(source)
+        tgt_meta = read_meta(target)
+    except FileNotFoundError as err:
+        raise RunConfigError(str(err)) from err
+    task_skeleton = get_skeleton(config.task).name
+    for name, meta, path in (("source", src_meta, source), ("target", tgt_meta, target)):
+        if meta["skeleton"] != task_skeleton:
+            raise RunConfigError(
+                f"The {name} dataset {path} has skeleton {meta['skeleton']!r} but --task "
+                f"{config.task} needs {task_skeleton!r}. Source and target must share a skeleton."
+            )
+    if "train" not in src_meta["counts"]:
+        raise RunConfigError(f"The source dataset {source} has no 'train' split.")
+    if "train" not in tgt_meta["counts"]:
+        raise RunConfigError(f"The target dataset {target} has no 'train' split.")
+    uses_3d = config.method == "ours" and config.adapt.pseudo in ("integrated", "independent",
+                                                                   "union", "3d")
+    if uses_3d and "adapt" in config.stages and not src_meta.get("has_3d"):
+        raise RunConfigError(
+            f"--pseudo {config.adapt.pseudo} needs 3D pseudo-labels, which need a source with "
+            f"keypoints_3d; {source} has none. Use --pseudo 2d or a source with 3D labels."
+        )
+    needs_pairs = ("generator" in config.stages or
+                   ("adapt" in config.stages and config.adapt.rec and config.method == "ours"))
+    if needs_pairs and not tgt_meta.get("has_sequences") and config.adapt.pair_fallback is None:
+        raise RunConfigError(
+            f"The reconstruction loss needs base/driving pairs, but the target {target} has no "
+            "sequences (no video frames or camera views) and no fallback was chosen. Pass "
+            "--set adapt.pair_fallback=affine to pair each image with a random affine of itself, "
+            "or --no-rec."
+        )
+    return {"source": src_meta, "target": tgt_meta}
+
+
+# =============================================================================== callbacks
+class _StepCheckpoint(keras.callbacks.Callback):
+    """NaN guard + periodic checkpoint inside an epoch (the NaN check runs first)."""
+
+    def __init__(self, runner: "StageRunner", epoch: int, first_step: int):
+        super().__init__()
+        self.runner = runner
+        self.epoch = epoch
+        self.first_step = first_step
+        self.diverged_at = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.first_step + batch + 1
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged_at = step
+            self.model.stop_training = True
+            return
+        every = self.runner.checkpoint_every
+        if every and step % every == 0 and step < self.runner.iterations:
+            self.runner.save(self.epoch, step)
+
+
+# =============================================================================== one stage
+class StageRunner:
+    """Runs one stage model for ``epochs`` x ``iterations`` with checkpoints and resume.
+
+    Args:
+        name: str. Stage name (folder under RUN).
+        run_dir: str. RUN.
+        model: the stage's keras.Model (compiled).
+        make_dataset: callable(epoch) -> tf.data.Dataset of that epoch's batches.
+        epochs, iterations: schedule.
+        trackables: dict of extra objects for the checkpoint (e.g. a second optimizer).
+        on_epoch_end: optional callable(epoch, logs) -> dict of extra logs.
+        lr_schedule: optional callable(epoch) -> learning rate.
+        checkpoint_every: int. Also checkpoint every N steps inside an epoch (0: epoch ends only).
+        verbose: int. Keras progress bar (1) or silent (0).
+        extra_state: callable() -> JSON state saved with each checkpoint, and
+            restore_state: callable(state) to restore it.
+    """
+
+    def __init__(self, name, run_dir, model, make_dataset, epochs, iterations, trackables=None,
+                 on_epoch_end=None, lr_schedule=None, checkpoint_every=0, verbose=1,
+                 extra_state=None, restore_state=None, log=print):
+        self.name = name
+        self.dir = os.path.join(run_dir, name)
+        self.log_dir = os.path.join(run_dir, "logs", name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.model = model
+        self.make_dataset = make_dataset
+        self.epochs = int(epochs)
+        self.iterations = int(iterations)
+        self.on_epoch_end = on_epoch_end
+        self.lr_schedule = lr_schedule
+        self.checkpoint_every = int(checkpoint_every)
+        self.verbose = verbose
+        self.extra_state = extra_state
+        self.restore_state = restore_state
+        self.log = log
+        objects = {"model": model, "optimizer": model.optimizer}
+        objects.update(trackables or {})
+        self.checkpoint = tf.train.Checkpoint(**objects)
+        self.state_path = os.path.join(self.dir, "progress.json")
+        self.history_path = os.path.join(self.dir, "history.json")
+
+    # ---------------------------------------------------------------------------- checkpoints
+    def save(self, epoch: int, step: int) -> None:
+        """Writes the checkpoint, then (atomically) the progress file that points to it."""
+        prefix = os.path.join(self.dir, f"ckpt-e{epoch:03d}-s{step:06d}")
+        path = self.checkpoint.write(prefix)
+        state = {"epoch": epoch, "step": step, "checkpoint": os.path.basename(path),
+                 "time": time.time()}
+        if self.extra_state is not None:
+            state["extra"] = self.extra_state()
+        previous = _read_json(self.state_path)
+        _write_json(self.state_path, state)
+        if previous and previous.get("checkpoint") != state["checkpoint"]:
+            self._remove(previous["checkpoint"])
+
+    def _remove(self, name: str) -> None:
+        for fname in os.listdir(self.dir):
+            if fname.startswith(name + ".") or fname == name:
+                os.remove(os.path.join(self.dir, fname))
+
+    def restore(self) -> tuple:
+        """Restores the last checkpoint; returns (epoch, step) to continue from."""
+        state = _read_json(self.state_path)
+        if state is None:
+            return 0, 0
+        status = self.checkpoint.read(os.path.join(self.dir, state["checkpoint"]))
+        status.assert_existing_objects_matched()
+        if self.restore_state is not None and "extra" in state:
+            self.restore_state(state["extra"])
+        self.log(f"[{self.name}] resumed from epoch {state['epoch'] + 1}, step {state['step']}")
+        return state["epoch"], state["step"]
+
+    # ---------------------------------------------------------------------------- the loop
+    def run(self, resume: bool) -> list:
+        epoch, step = self.restore() if resume else (0, 0)
+        history = _read_json(self.history_path, []) if resume else []
+        history = [row for row in history if row["epoch"] < epoch]
+        tensorboard = keras.callbacks.TensorBoard(self.log_dir, write_graph=False)
+        while epoch < self.epochs:
+            if self.lr_schedule is not None:
+                self.model.optimizer.learning_rate.assign(self.lr_schedule(epoch))
+            dataset = self.make_dataset(epoch).take(self.iterations).skip(step)
+            guard = _StepCheckpoint(self, epoch, step)
+            if self.verbose:
+                self.log(f"[{self.name}] epoch {epoch + 1}/{self.epochs}")
+            result = self.model.fit(dataset, steps_per_epoch=self.iterations - step,
+                                    initial_epoch=epoch, epochs=epoch + 1,
+                                    callbacks=[guard, tensorboard], verbose=self.verbose)
+            if guard.diverged_at is not None:
+                state = _read_json(self.state_path) or {}
+                last = state.get("checkpoint", "none (the stage's start)")
+                raise TrainingDivergedError(
+                    f"Stage '{self.name}': the loss became NaN or inf between step "
+                    f"{state.get('step', 0) if state.get('epoch') == epoch else step} and step "
+                    f"{guard.diverged_at} of epoch {epoch + 1}. The last good checkpoint is kept "
+                    f"({last}); lower the learning rate and rerun with --resume."
+                )
+            logs = {k: float(v[-1]) for k, v in result.history.items()}
+            if self.on_epoch_end is not None:
+                logs.update(self.on_epoch_end(epoch, logs) or {})
+            history.append({"epoch": epoch, **logs})
+            _write_json(self.history_path, history)
+            epoch, step = epoch + 1, 0
+            self.save(epoch, 0)
+        return history
+
+
+def lr_with_milestones(base_lr: float, milestones) -> Callable:
+    milestones = sorted(int(m) for m in milestones)
+    return lambda epoch: base_lr * (0.1 ** sum(epoch >= m for m in milestones))

@@ -1,0 +1,330 @@
+"""``synpose train``: style -> pretrain (+ lifter) -> generator -> adapt -> evaluate.
+
+This module wires the stage models (:mod:`synpose_keras.training`), the stage datasets
+(:mod:`synpose_keras.training.data`) and the loop (:mod:`synpose_keras.training.runner`).
+Every variable is created inside ``strategy.scope()``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+
+from synpose_keras.models import Generator, Lifter, PosePredictor, StyleNet, WarpingModule
+from synpose_keras.pseudo_labels import IntegrationSchedule, reference_bone_ratios
+from synpose_keras.skeletons import get_skeleton
+from synpose_keras.training import data as stage_data
+from synpose_keras.training.adapt_stage import AdaptStage
+from synpose_keras.training.configs import STAGES, TrainConfig, load_config, save_config
+from synpose_keras.training.evaluation import evaluate_predictor
+from synpose_keras.training.generator_stage import GeneratorStage
+from synpose_keras.training.lifter_fitting import fit_lifter
+from synpose_keras.training.pretrain_stage import PretrainStage
+from synpose_keras.training.pseudo_label_analysis import PseudoLabelAnalysis
+from synpose_keras.training.runner import (
+    RunConfigError,
+    StageRunner,
+    _read_json,
+    _save_model,
+    _write_json,
+    check_data,
+    ensure_benchmark,
+    lr_with_milestones,
+    make_strategy,
+)
+from synpose_keras.training.style_stage import StyleStage
+
+
+def build_predictor(config: TrainConfig) -> PosePredictor:
+    m = config.model
+    return PosePredictor(num_keypoints=get_skeleton(config.task).num_keypoints,
+                         backbone=m.backbone, input_size=m.input_size,
+                         backbone_weights=m.backbone_weights,
+                         deconv_filters=m.deconv_filters,
+                         width_multiplier=m.width_multiplier if m.backbone == "resnet18" else 1.0)
+
+
+def _load(path: str):
+    return keras.models.load_model(path)
+
+
+class Trainer:
+    """One run: resolves data, then runs the requested stages in order.
+
+    Args:
+        config: TrainConfig (validated).
+        run_dir: str. RUN folder.
+        resume: bool. Continue the run in ``run_dir`` from its checkpoints.
+        verbose: int. 1 shows Keras progress bars.
+        log: callable for messages.
+    """
+
+    def __init__(self, config: TrainConfig, run_dir: str, resume: bool = False, verbose: int = 1,
+                 log: Callable = print, checkpoint_every: int = 50):
+        self.run_dir = os.path.abspath(run_dir)
+        config_path = os.path.join(self.run_dir, "config.json")
+        if resume and os.path.exists(config_path):
+            saved = load_config(config_path)
+            # the saved run decides everything but which stages to run now
+            saved.stages = config.stages
+            config = saved
+        elif not resume and os.path.exists(os.path.join(self.run_dir, "state.json")):
+            raise RunConfigError(
+                f"{self.run_dir} already holds a run. Pass --resume to continue it, or choose "
+                "another --out."
+            )
+        self.config = config.validate()
+        self.resume = resume
+        self.verbose = verbose
+        self.log = log
+        self.checkpoint_every = checkpoint_every
+        self.skeleton = get_skeleton(config.task)
+        os.makedirs(self.run_dir, exist_ok=True)
+
+    # ------------------------------------------------------------------------ data
+    def resolve_data(self) -> None:
+        c = self.config
+        if (c.source is None) != (c.target is None):
+            raise RunConfigError("Pass both --source and --target, or neither (embedded benchmark).")
+        if c.source is None:
+            c.source, c.target = ensure_benchmark(c.task, log=self.log)
+        self.meta = check_data(c, c.source, c.target)
+
+    # ------------------------------------------------------------------------ state
+    @property
+    def state_path(self):
+        return os.path.join(self.run_dir, "state.json")
+
+    def _state(self) -> dict:
+        return _read_json(self.state_path, {"completed": []})
+
+    def _complete(self, stage: str) -> None:
+        state = self._state()
+        if stage not in state["completed"]:
+            state["completed"].append(stage)
+        _write_json(self.state_path, state)
+
+    def _path(self, *parts) -> str:
+        return os.path.join(self.run_dir, *parts)
+
+    # ------------------------------------------------------------------------ main
+    def run(self) -> dict:
+        import tensorflow as tf
+
+        self.resolve_data()
+        save_config(self.config, self._path("config.json"))
+        if not os.path.exists(self.state_path):
+            _write_json(self.state_path, {"completed": []})
+        self.strategy = make_strategy(self.config.strategy)
+        if self.config.mixed_precision:
+            keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        completed = self._state()["completed"]
+        for stage in STAGES:
+            if stage not in self.config.stages:
+                continue
+            if stage in completed:
+                self.log(f"[{stage}] already completed in {self.run_dir}; skipped")
+                continue
+            keras.utils.set_random_seed(self.config.seed + STAGES.index(stage))
+            with self.strategy.scope():
+                getattr(self, f"stage_{stage}")()
+            self._complete(stage)
+        return self.evaluate()
+
+    # ------------------------------------------------------------------------ stages
+    def stage_style(self) -> None:
+        c = self.config
+        net = StyleNet(encoder_weights=c.style.encoder_weights,
+                       width_multiplier=c.style.width_multiplier, style_weight=c.style.style_weight)
+        stage = StyleStage(net)
+        stage.compile(optimizer=keras.optimizers.Adam(c.style.lr))
+        iterations = min(c.style.steps, 100) if c.style.steps > 100 else c.style.steps
+        epochs = max(1, -(-c.style.steps // iterations))
+        runner = self._runner("style", stage, lambda e: stage_data.style_dataset(
+            c, c.source, c.target, e), epochs, iterations)
+        runner.run(self.resume)
+        _save_model(net, self._path("style", "style_net.keras"))
+
+    def stage_pretrain(self) -> None:
+        c = self.config
+        predictor = build_predictor(c)
+        style_path = self._path("style", "style_net.keras")
+        style_net = _load(style_path) if os.path.exists(style_path) else None
+        if style_net is None and c.pretrain.restyle_prob > 0:
+            self.log("[pretrain] no trained StyleNet in this run: restyling is off")
+        stage = PretrainStage(predictor, style_net=style_net, restyle_prob=c.pretrain.restyle_prob,
+                              seed=c.seed)
+        stage.compile(optimizer=keras.optimizers.Adam(c.pretrain.lr))
+        restyle = style_net is not None and c.pretrain.restyle_prob > 0
+        runner = self._runner(
+            "pretrain", stage,
+            lambda e: stage_data.pretrain_dataset(c, c.source, c.target, e, restyle),
+            c.pretrain.epochs, c.pretrain.iterations,
+            on_epoch_end=self._eval_callback(predictor))
+        runner.run(self.resume)
+        _save_model(predictor, self._path("pretrain", "pose_predictor.keras"))
+        if self.meta["source"].get("has_3d"):
+            self._fit_lifter()
+
+    def _fit_lifter(self) -> None:
+        c = self.config
+        kp2, kp3, vis = stage_data.source_3d_labels(c.source)
+        lifter = Lifter(num_keypoints=self.skeleton.num_keypoints,
+                        hidden_units=c.lifter.hidden_units, num_blocks=c.lifter.num_blocks,
+                        root_index=self.skeleton.parents.index(-1))
+        history = fit_lifter(lifter, kp2, kp3, vis, epochs=c.lifter.epochs,
+                             batch_size=c.lifter.batch_size, lr=c.lifter.lr, seed=c.seed)
+        _save_model(lifter, self._path("pretrain", "lifter.keras"))
+        np.save(self._path("pretrain", "bone_ratios.npy"),
+                reference_bone_ratios(kp3, self.skeleton))
+        _write_json(self._path("pretrain", "lifter_history.json"), history)
+        self.log(f"[pretrain] lifter fitted on {len(kp2)} source poses "
+                 f"(final normalised MSE {history['loss'][-1]:.4f})")
+
+    def stage_generator(self) -> None:
+        c = self.config
+        predictor = self._pretrained_predictor()
+        predictor.trainable = False
+        warp, gen = self._new_generator_pair()
+        stage = GeneratorStage(predictor, warp, gen, vgg_weights=c.generator.vgg_weights)
+        stage.compile(optimizer=keras.optimizers.Adam(c.generator.lr, beta_1=0.5, beta_2=0.999))
+        runner = self._runner("generator", stage,
+                              lambda e: stage_data.generator_dataset(c, c.target, e),
+                              c.generator.epochs, c.generator.iterations)
+        runner.run(self.resume)
+        _save_model(warp, self._path("generator", "warping_module.keras"))
+        _save_model(gen, self._path("generator", "generator.keras"))
+
+    def _new_generator_pair(self):
+        g = self.config.generator
+        warp = WarpingModule(num_keypoints=self.skeleton.num_keypoints,
+                             block_expansion=g.block_expansion, num_blocks=g.num_blocks,
+                             max_features=g.max_features)
+        gen = Generator(block_expansion=g.block_expansion, max_features=g.max_features,
+                        num_residual_blocks=g.num_residual_blocks)
+        return warp, gen
+
+    def _pretrained_predictor(self) -> PosePredictor:
+        path = self._path("pretrain", "pose_predictor.keras")
+        if not os.path.exists(path):
+            raise RunConfigError(
+                f"Stage needs the pre-trained pose predictor {path}; run the 'pretrain' stage "
+                "first (--stages pretrain,...)."
+            )
+        return _load(path)
+
+    def stage_adapt(self) -> None:
+        c = self.config
+        a = c.adapt
+        student = self._pretrained_predictor()
+        teacher = self._pretrained_predictor()
+        uses_3d = a.pseudo in ("integrated", "independent", "union", "3d")
+        lifter = ratios = None
+        if uses_3d:
+            lifter = _load(self._path("pretrain", "lifter.keras"))
+            lifter.trainable = False
+            ratios = np.load(self._path("pretrain", "bone_ratios.npy"))
+        warp = gen = None
+        if a.rec:
+            warp_path = self._path("generator", "warping_module.keras")
+            if os.path.exists(warp_path):
+                warp = _load(warp_path)
+                gen = _load(self._path("generator", "generator.keras"))
+            else:
+                self.log("[adapt] no pre-trained generator in this run: W and G start from scratch")
+                warp, gen = self._new_generator_pair()
+        stage = AdaptStage(student, teacher, self.skeleton, lifter=lifter, bone_ratios=ratios,
+                           warping_module=warp, generator=gen, pseudo=a.pseudo, rec=a.rec,
+                           lambda_pl=a.lambda_pl, lambda_rec=a.lambda_rec,
+                           mask_fraction=a.mask_fraction, agreement_px=a.agreement_px,
+                           ema_decay=a.ema_decay, vgg_weights=c.generator.vgg_weights)
+        stage.compile(optimizer=keras.optimizers.Adam(a.lr),
+                      generator_optimizer=keras.optimizers.Adam(c.generator.lr, beta_1=0.5,
+                                                                beta_2=0.999))
+        stage.build_all(c.model.input_size)
+        stage.initialize_teacher()
+        schedule = IntegrationSchedule(a.pseudo, a.overlap_threshold)
+        analysis = PseudoLabelAnalysis(stage, c, self.skeleton)
+
+        def on_epoch_end(epoch, logs):
+            combined = schedule.update(logs.get("overlap", 0.0))
+            stage.combined.assign(1.0 if combined else 0.0)
+            out = {"combined": float(combined)}
+            out.update({f"pl_{k}": v for k, v in analysis.run_epoch(epoch).items()
+                        if k != "epoch"})
+            out.update(self._eval_callback(stage.teacher)(epoch, logs))
+            return out
+
+        def extra_state():
+            return {"schedule_combined": schedule.combined, "analysis": analysis.state()}
+
+        def restore_state(state):
+            schedule.combined = state["schedule_combined"]
+            analysis.load_state(state["analysis"])
+
+        trackables = {"generator_optimizer": stage.generator_optimizer} if a.rec else {}
+        runner = self._runner("adapt", stage,
+                              lambda e: stage_data.adapt_dataset(c, c.source, c.target, e, a.rec),
+                              a.epochs, a.iterations, trackables=trackables,
+                              on_epoch_end=on_epoch_end,
+                              lr_schedule=lr_with_milestones(a.lr, a.lr_milestones),
+                              extra_state=extra_state, restore_state=restore_state)
+        runner.run(self.resume)
+        _save_model(stage.teacher, self._path("adapt", "pose_predictor.keras"))
+        _save_model(stage.student, self._path("adapt", "student.keras"))
+        _write_json(self._path("adapt", "pseudo_labels.json"), analysis.stats.history)
+
+    # ------------------------------------------------------------------------ helpers
+    def _runner(self, name, stage, make_dataset, epochs, iterations, **kwargs) -> StageRunner:
+        return StageRunner(name, self.run_dir, stage, make_dataset, epochs, iterations,
+                           checkpoint_every=self.checkpoint_every, verbose=self.verbose,
+                           log=self.log, **kwargs)
+
+    def _eval_callback(self, predictor):
+        """Per-epoch PCK (All column) on the labelled target test split, when there is one."""
+        split = "test" if "test" in self.meta["target"]["counts"] else None
+
+        def callback(epoch, logs):
+            if split is None or not self.meta["target"].get("labelled", True):
+                return {}
+            result = evaluate_predictor(predictor, self.config.target, split,
+                                        limit=self.config_eval_limit)
+            return {"target_pck_all": result["table"]["All"]}
+
+        return callback
+
+    @property
+    def config_eval_limit(self) -> Optional[int]:
+        return 500
+
+    def evaluate(self) -> dict:
+        """Table-A rows after pretrain and after adapt on the target test split -> RUN/evaluation.json."""
+        target = self.config.target
+        rows = {}
+        split = "test"
+        for stage, label in (("pretrain", "after pretrain"), ("adapt", "after adapt")):
+            path = self._path(stage, "pose_predictor.keras")
+            if os.path.exists(path):
+                rows[label] = evaluate_predictor(_load(path), target, split)
+        final = self._path("adapt", "pose_predictor.keras")
+        if not os.path.exists(final):
+            final = self._path("pretrain", "pose_predictor.keras")
+        if os.path.exists(final):
+            import shutil
+
+            shutil.copyfile(final, self._path("pose_predictor.keras.tmp"))
+            os.replace(self._path("pose_predictor.keras.tmp"), self._path("pose_predictor.keras"))
+        result = {"task": self.config.task, "method": self.config.method, "target": target,
+                  "split": split, "rows": rows}
+        _write_json(self._path("evaluation.json"), result)
+        return result
+
+
+def train(config: TrainConfig, run_dir: str, resume: bool = False, verbose: int = 1,
+          log: Callable = print, checkpoint_every: int = 50) -> dict:
+    """Runs ``config.stages`` in ``run_dir`` and returns the evaluation (see ``Trainer``)."""
+    return Trainer(config, run_dir, resume=resume, verbose=verbose, log=log,
+                   checkpoint_every=checkpoint_every).run()
