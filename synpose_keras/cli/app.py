@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from synpose_keras.cli.convert import convert_app
+from synpose_keras.cli.train import train_command
 
 app = typer.Typer(
     name="synpose",
@@ -13,6 +14,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(convert_app, name="convert")
+app.command("train")(train_command)
 
 
 def main() -> None:  # console-script entry point

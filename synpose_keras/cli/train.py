@@ -1,0 +1,72 @@
+"""``synpose train``: builds a TrainConfig from a preset and the options, then calls
+:func:`synpose_keras.training.train.train`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def train_command(
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder (checkpoints, logs, results)."),
+    task: str = typer.Option("hand", help="hand (Hand21) or body (Body16)."),
+    source: Optional[Path] = typer.Option(None, help="Converted source (synthetic) dataset."),
+    target: Optional[Path] = typer.Option(None, help="Converted target (real) dataset."),
+    preset: str = typer.Option("demo", help="demo (CPU-sized), paper (ResNet-101, GPUs) or tiny."),
+    method: str = typer.Option("ours", help="ours, source-only, uniframe, ccssl or regda."),
+    stages: Optional[str] = typer.Option(
+        None, help="Comma-separated subset of style,pretrain,generator,adapt (default: all)."),
+    pseudo: Optional[str] = typer.Option(
+        None, help="Pseudo-label masks: integrated, independent, union, 2d, 3d or none."),
+    rec: Optional[bool] = typer.Option(None, "--rec/--no-rec",
+                                       help="Geometric reconstruction loss (default: on)."),
+    seed: int = typer.Option(0, help="Run seed (initialisation, data order, augmentation)."),
+    strategy: str = typer.Option("default", help="default, mirrored (several GPUs) or "
+                                 "multiworker (several machines, TF_CONFIG)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoints."),
+    set_: Optional[list[str]] = typer.Option(
+        None, "--set", help="Override any config field: --set adapt.lr=3e-4 (repeatable)."),
+    checkpoint_every: int = typer.Option(50, help="Also checkpoint every N steps in an epoch."),
+    quiet: bool = typer.Option(False, help="No progress bars."),
+) -> None:
+    """Train with the staged method (style -> pretrain -> generator -> adapt), then evaluate."""
+    from synpose_keras.metrics import format_table
+    from synpose_keras.skeletons import get_skeleton
+    from synpose_keras.training.configs import apply_overrides, get_preset
+    from synpose_keras.training.runner import RunConfigError, TrainingDivergedError
+    from synpose_keras.training.train import train
+
+    overrides = {"task": task, "method": method, "seed": seed, "strategy": strategy}
+    if source is not None:
+        overrides["source"] = str(source)
+    if target is not None:
+        overrides["target"] = str(target)
+    if stages is not None:
+        overrides["stages"] = tuple(s.strip() for s in stages.split(",") if s.strip())
+    if pseudo is not None:
+        overrides["adapt.pseudo"] = pseudo
+    if rec is not None:
+        overrides["adapt.rec"] = rec
+    for item in set_ or []:
+        if "=" not in item:
+            raise typer.BadParameter(f"--set expects KEY=VALUE. Received: {item!r}")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = value.strip()
+    try:
+        config = apply_overrides(get_preset(preset), overrides)
+        result = train(config, str(out), resume=resume, verbose=0 if quiet else 1,
+                       log=typer.echo, checkpoint_every=checkpoint_every)
+    except (RunConfigError, ValueError, FileNotFoundError) as err:
+        typer.echo(f"Error: {err}", err=True)
+        raise typer.Exit(code=2)
+    except TrainingDivergedError as err:
+        typer.echo(f"Error: {err}", err=True)
+        raise typer.Exit(code=3)
+    skeleton = get_skeleton(config.task)
+    rows = {name: row["table"] for name, row in result["rows"].items()}
+    if rows:
+        typer.echo(f"\nPCK@0.05 on {result['target']} ({result['split']}):")
+        typer.echo(format_table(rows, skeleton))
+    typer.echo(f"\nModel: {out}/pose_predictor.keras   Results: {out}/evaluation.json")
