@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from synpose_keras.datasets import read_meta
 from synpose_keras.datasets.pipeline import (
     AugmentConfig,
     pairs_pipeline,
@@ -24,11 +23,6 @@ _STAGE_SALT = {"style": 1, "pretrain": 2, "generator": 3, "adapt": 4}
 def epoch_seed(seed: int, stage: str, epoch: int) -> int:
     """Deterministic seed of one stage epoch."""
     return int(seed) * 100_003 + _STAGE_SALT[stage] * 1_009 + int(epoch)
-
-
-def has_sequences(data_dir: str) -> bool:
-    meta = read_meta(data_dir)
-    return bool(meta.get("has_sequences", False))
 
 
 def _source(config, data, batch, seed):

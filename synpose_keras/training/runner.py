@@ -141,7 +141,8 @@ def check_data(config: TrainConfig, source: str, target: str) -> dict:
         )
     needs_pairs = ("generator" in config.stages or
                    ("adapt" in config.stages and config.adapt.rec and config.method == "ours"))
-    if needs_pairs and not tgt_meta.get("has_sequences") and config.adapt.pair_fallback is None:
+    target_sequences = int(tgt_meta.get("num_sequences", {}).get("train", 0))
+    if needs_pairs and target_sequences == 0 and config.adapt.pair_fallback is None:
         raise RunConfigError(
             f"The reconstruction loss needs base/driving pairs, but the target {target} has no "
             "sequences (no video frames or camera views) and no fallback was chosen. Pass "
