@@ -51,6 +51,9 @@ class SupervisedPoseTrainer(keras.Model):
         self.predictor = predictor
         self.heatmap_loss = HeatmapMSE()
         self.loss_tracker = keras.metrics.Mean(name="loss")
+        if predictor.built:
+            # Built with its predictor, so that saving and restoring the optimizer state works.
+            self.built = True
 
     @property
     def metrics(self):

@@ -181,3 +181,20 @@ def test_bad_batch_is_rejected():
     trainer = SupervisedPoseTrainer(PosePredictor(**TINY))
     with pytest.raises(ValueError, match="must be \\(images, heatmaps, weights\\)"):
         trainer.unpack((np.zeros((1, 64, 64, 3)), np.zeros((1, 16, 16, K))))
+
+
+def test_trainer_saves_and_restores_predictor_and_optimizer(tmp_path):
+    keras.utils.set_random_seed(6)
+    trainer = SupervisedPoseTrainer(PosePredictor(**TINY))
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+    images, heatmaps, weights = _batch(seed=6)
+    trainer.train_step((images, heatmaps, weights))
+    trainer.save(tmp_path / "trainer.keras")
+    reloaded = keras.models.load_model(tmp_path / "trainer.keras")
+    assert isinstance(reloaded.predictor, PosePredictor)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(reloaded(images)),
+                                  keras.ops.convert_to_numpy(trainer(images)))
+    assert int(reloaded.optimizer.iterations) == 1
+    assert len(reloaded.optimizer.variables) == len(trainer.optimizer.variables) > 2
+    for a, b in zip(trainer.optimizer.variables, reloaded.optimizer.variables):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
