@@ -186,7 +186,7 @@ def warp_image(image, matrix, output_size: int, color=None, antialias: bool = Tr
         interpolation="BILINEAR",
         fill_mode="CONSTANT",
     )[0]
-    return tf.ensure_shape(out, [size, size, 3])
+    return tf.ensure_shape(tf.clip_by_value(out, 0.0, 255.0), [size, size, 3])
 
 
 def transform_example(example: dict, matrix, input_size: int, flip=None, flip_index=None,
