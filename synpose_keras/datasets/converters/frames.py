@@ -1,0 +1,267 @@
+"""Unlabelled target footage: folders of frames and/or video files -> synpose records.
+
+Layout::
+
+    SRC/<sequence>/<frame>.jpg|png|...   one sub-folder per sequence, frames sorted naturally
+                                         (frame2 < frame10)
+    SRC/<sequence>.mp4|avi|mov|mkv|webm  one video per sequence (decoded with PyAV)
+    SRC/<sequence>/<clip>.mp4            videos inside a sub-folder: sequence "<sequence>/<clip>"
+    SRC/<image>.jpg                      loose images at the top level: single images, no sequence
+
+Every record has all-zero keypoints and visibility (the footage is unlabelled), the skeleton of
+the chosen task (``--task hand|body``), ``sequence`` = the sub-folder / video name, ``frame`` =
+the frame's index in its folder (natural order) or video (decode order), counted *before*
+``--every`` subsampling, so frame gaps stay meaningful for pairing.
+
+Splits: one ``train`` split by default. With ``--test-fraction f > 0`` a ``test`` split holds about
+``f`` of the frames, made of whole sequences (seeded shuffle of the sequences, seed 42, never a
+sequence in both splits).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Optional
+
+import numpy as np
+
+from synpose_keras.datasets.converters._image import load_image
+from synpose_keras.datasets.converters._split import seeded_test_split
+from synpose_keras.datasets.converters.base import (
+    BadSampleError,
+    Converter,
+    DatasetLayoutError,
+    Item,
+    Option,
+    Record,
+    register_converter,
+)
+from synpose_keras.skeletons import TASK_SKELETON, get_skeleton
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders embedded numbers numerically (``frame2`` < ``frame10``)."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+
+
+def _is_video(name: str) -> bool:
+    return name.lower().endswith(VIDEO_EXTENSIONS) and not name.startswith(".")
+
+
+class _VideoReader:
+    """Sequential frame access to one video with constant memory.
+
+    The writer loads items in order, so frames are decoded forward through one open container;
+    asking for an earlier frame re-opens the file.
+    """
+
+    def __init__(self, path: str, last_index: Optional[int] = None) -> None:
+        self.path = path
+        self.last_index = last_index  # the container is closed after this frame
+        self._container = None
+        self._frames = None
+        self._next = 0
+
+    def count(self) -> int:
+        import av
+
+        try:
+            with av.open(self.path) as container:
+                stream = container.streams.video[0]
+                n = int(stream.frames or 0)
+                if n <= 0:  # container without a frame count: count by decoding
+                    n = sum(1 for _ in container.decode(stream))
+        except (av.FFmpegError, IndexError, OSError) as err:
+            raise DatasetLayoutError(f"{self.path}: cannot read video ({type(err).__name__}: {err})") from err
+        return n
+
+    def _open(self) -> None:
+        import av
+
+        self.close()
+        self._container = av.open(self.path)
+        self._frames = self._container.decode(self._container.streams.video[0])
+        self._next = 0
+
+    def frame(self, index: int) -> np.ndarray:
+        import av
+
+        try:
+            if self._container is None or index < self._next:
+                self._open()
+            while True:
+                frame = next(self._frames)
+                current = self._next
+                self._next += 1
+                if current == index:
+                    image = frame.to_ndarray(format="rgb24")
+                    if index == self.last_index:
+                        self.close()
+                    return np.ascontiguousarray(image, dtype=np.uint8)
+        except StopIteration:
+            self.close()
+            raise BadSampleError(f"{self.path}: frame {index} not found (the video ends earlier)") from None
+        except (av.FFmpegError, OSError) as err:
+            self.close()
+            raise BadSampleError(f"{self.path}: cannot decode frame {index} ({type(err).__name__}: {err})") from err
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+        self._container = None
+        self._frames = None
+        self._next = 0
+
+
+@register_converter
+class FramesConverter(Converter):
+    """Unlabelled frames or videos (your own target footage) -> records without keypoints.
+
+    Args:
+        src: str. Folder with one sub-folder of frames (or one video) per sequence.
+        task: str. "hand" (Hand21) or "body" (Body16): the skeleton the records declare.
+            Defaults to "hand".
+        every: int. Keep every n-th frame of each sequence (frame indices keep counting all
+            frames). Defaults to 1.
+        test_fraction: float. Fraction of frames (whole sequences) held out in a ``test`` split;
+            0 gives a single ``train`` split. Defaults to 0.
+        seed: int. Seed of the sequence shuffle for ``test_fraction``. Defaults to 42.
+
+    Example:
+
+    >>> from synpose_keras.datasets import convert
+    >>> from synpose_keras.datasets.converters.frames import FramesConverter
+    >>> meta = convert(FramesConverter("clips/", task="hand", every=5), "data/clips")  # doctest: +SKIP
+    """
+
+    name = "frames"
+    skeleton = "hand21"
+    has_3d = False
+    splits = ("train", "test")
+    OPTIONS = (
+        Option("task", str, "hand", "Skeleton of the records: 'hand' (Hand21) or 'body' (Body16)."),
+        Option("every", int, 1, "Keep every n-th frame of each sequence."),
+        Option("test_fraction", float, 0.0, "Hold out about this fraction of frames (whole sequences) as 'test'."),
+        Option("seed", int, 42, "Seed of the sequence shuffle used by --test-fraction."),
+    )
+
+    def __init__(self, src: str, **options) -> None:
+        super().__init__(src, **options)
+        task = self.options["task"]
+        if task not in TASK_SKELETON:
+            raise ValueError(f"task must be one of {sorted(TASK_SKELETON)}. Received: task={task!r}")
+        if self.options["every"] < 1:
+            raise ValueError(f"every must be >= 1. Received: every={self.options['every']}")
+        if not 0.0 <= self.options["test_fraction"] < 1.0:
+            raise ValueError(f"test_fraction must be in [0, 1). Received: test_fraction={self.options['test_fraction']}")
+        self.skeleton = get_skeleton(task).name
+        self.splits = ("train", "test") if self.options["test_fraction"] > 0 else ("train",)
+        if not os.path.isdir(self.src):
+            raise DatasetLayoutError(f"frames folder not found: {self.src}; pass a folder with one "
+                                     "sub-folder of frames (or one video file) per sequence")
+        self._entries = self._scan()
+        if not self._entries:
+            raise DatasetLayoutError(
+                f"{self.src}: no frames found; expected sub-folders of images "
+                f"({', '.join(IMAGE_EXTENSIONS)}) or video files ({', '.join(VIDEO_EXTENSIONS)})"
+            )
+
+    # ------------------------------------------------------------------ listing
+
+    def _scan(self) -> list:
+        """List of (sequence, frame, source_id, kind, path) for every kept frame, in order."""
+        every = self.options["every"]
+        entries = []
+        top = sorted(os.listdir(self.src), key=natural_key)
+        for name in top:
+            path = os.path.join(self.src, name)
+            if os.path.isdir(path):
+                children = sorted(os.listdir(path), key=natural_key)
+                images = [c for c in children if _is_image(c) and os.path.isfile(os.path.join(path, c))]
+                for i, child in enumerate(images):
+                    if i % every == 0:
+                        entries.append((name, i, f"{name}/{child}", "image", os.path.join(path, child)))
+                for child in children:
+                    if _is_video(child):
+                        seq = f"{name}/{os.path.splitext(child)[0]}"
+                        entries.extend(self._video_entries(seq, f"{name}/{child}", os.path.join(path, child)))
+            elif _is_video(name):
+                entries.extend(self._video_entries(os.path.splitext(name)[0], name, path))
+            elif _is_image(name):
+                entries.append(("", 0, name, "image", path))
+        return entries
+
+    def _video_entries(self, sequence: str, rel: str, path: str) -> list:
+        n = _VideoReader(path).count()
+        every = self.options["every"]
+        return [(sequence, i, f"{rel}#frame={i:06d}", "video", path) for i in range(0, n, every)]
+
+    def _split_entries(self, split: str) -> list:
+        if split not in self.splits:
+            raise ValueError(f"split must be one of {self.splits}. Received: split={split!r}")
+        if len(self.splits) == 1:
+            return self._entries
+        ids = list(range(len(self._entries)))
+        # loose images (no sequence) are their own group
+        groups = [e[0] if e[0] else f"\0{e[2]}" for e in self._entries]
+        train, test = seeded_test_split(ids, seed=self.options["seed"], fraction=self.options["test_fraction"],
+                                        max_test=None, group_by=groups)
+        chosen = sorted(train if split == "train" else test)  # stored order: sequences stay together
+        return [self._entries[i] for i in chosen]
+
+    def items(self, split: str) -> list:
+        entries = self._split_entries(split)
+        readers: dict = {}
+        last: dict = {}
+        for e in entries:
+            if e[3] == "video":
+                last[e[4]] = e[1]
+        items = []
+        for sequence, frame, source_id, kind, path in entries:
+            if kind == "video":
+                if path not in readers:
+                    readers[path] = _VideoReader(path, last_index=last[path])
+                items.append(Item(source_id, self._video_loader(readers[path], sequence, frame, source_id)))
+            else:
+                items.append(Item(source_id, self._image_loader(path, sequence, frame, source_id)))
+        return items
+
+    # ------------------------------------------------------------------ loading
+
+    def _record(self, image: np.ndarray, sequence: str, frame: int, source_id: str) -> Record:
+        k = get_skeleton(self.skeleton).num_keypoints
+        return Record(image=image, keypoints=np.zeros((k, 2), np.float32), visible=np.zeros(k, np.float32),
+                      sequence=sequence, frame=int(frame), source_id=source_id)
+
+    def _image_loader(self, path: str, sequence: str, frame: int, source_id: str):
+        def load() -> Record:
+            return self._record(load_image(path), sequence, frame, source_id)
+
+        return load
+
+    def _video_loader(self, reader: _VideoReader, sequence: str, frame: int, source_id: str):
+        def load() -> Record:
+            return self._record(reader.frame(frame), sequence, frame, source_id)
+
+        return load
+
+    def describe(self) -> dict:
+        sequences = sorted({e[0] for e in self._entries if e[0]})
+        return {
+            "options": dict(self.options),
+            "skeleton": self.skeleton,
+            "labels": "none: keypoints and visibility are all zero (unlabelled target footage)",
+            "num_sequences": len(sequences),
+            "split_rule": ("single 'train' split" if len(self.splits) == 1 else
+                           f"whole sequences shuffled with seed {self.options['seed']}; about "
+                           f"{self.options['test_fraction']:.0%} of the frames in 'test'"),
+            "frame": "index in the sequence (natural file order / video decode order), before --every",
+        }
