@@ -73,7 +73,7 @@ def normalize_images(images, mode):
             (RGB / 255, minus ImageNet mean, divided by ImageNet std).
 
     Returns:
-        float tensor (B, H, W, 3) in the compute dtype of the current Keras policy.
+        float32 tensor (B, H, W, 3).
     """
     images = ops.cast(images, "float32")
     if mode == "caffe":
@@ -114,9 +114,13 @@ def fetch_imagenet_weights(name, option="backbone_weights"):
 
 
 def check_weights_argument(weights, option="backbone_weights"):
-    """Validates a weights argument: None, "imagenet" or an existing file path."""
+    """Validates a weights argument: None, "imagenet" or an existing file path.
+
+    Returns:
+        the argument, with a path-like turned into a str (so that it serialises in a config).
+    """
     if weights is None or weights == "imagenet":
-        return
+        return weights
     if not isinstance(weights, (str, os.PathLike)):
         raise ValueError(
             f"`{option}` must be None, 'imagenet' or a path to a .h5/.weights.h5 file. "
@@ -127,6 +131,7 @@ def check_weights_argument(weights, option="backbone_weights"):
             f"Weights file not found: {os.fspath(weights)} (`{option}`). Pass an existing "
             ".h5 or .weights.h5 file, 'imagenet', or None for random weights."
         )
+    return os.fspath(weights)
 
 
 def build_backbone(name, weights=None, input_shape=(None, None, 3), width_multiplier=1.0):
@@ -161,7 +166,7 @@ def build_backbone(name, weights=None, input_shape=(None, None, 3), width_multip
             "`width_multiplier` only applies to backbone='resnet18'. "
             f"Received: backbone={name!r}, width_multiplier={width_multiplier}"
         )
-    check_weights_argument(weights)
+    weights = check_weights_argument(weights)
     if name == "resnet18" and weights == "imagenet":
         raise ValueError(
             "There are no official Keras ImageNet weights for resnet18. Use "
@@ -179,7 +184,7 @@ def build_backbone(name, weights=None, input_shape=(None, None, 3), width_multip
         # Keras cache, download failures and local files of either format.
         model = application(include_top=False, weights=None, input_shape=input_shape)
     if path is not None:
-        model.load_weights(os.fspath(path))
+        model.load_weights(path)
     return model
 
 

@@ -117,7 +117,7 @@ class PosePredictor(keras.Model):
                 "`soft_argmax_beta` must be positive. "
                 f"Received: soft_argmax_beta={soft_argmax_beta!r}"
             )
-        check_weights_argument(backbone_weights)
+        backbone_weights = check_weights_argument(backbone_weights)
         super().__init__(**kwargs)
         self.num_keypoints = int(num_keypoints)
         self.backbone_name = backbone

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import h5py
 import keras
 from keras import layers, ops
@@ -69,7 +67,8 @@ class StyleNet(keras.Model):
     """AdaIN style transfer (Huang & Belongie 2017) with an ALADIN-style style code.
 
     - Encoder: VGG-19 up to relu4_1 (`keras.applications` layer names and zero padding, so
-      Keras's ImageNet file loads into it), frozen. It takes RGB in [0, 255] and applies Caffe
+      Keras's ImageNet file loads into it), frozen (``encoder.trainable = False``; note that
+      setting ``style_net.trainable = True`` would unfreeze it, as for any Keras model). It takes RGB in [0, 255] and applies Caffe
       preprocessing itself (BGR minus the BGR mean), as Keras's VGG weights expect.
     - Decoder: the mirror image (reflection-padded 3×3 convolutions, ReLU, nearest ×2
       upsampling), trainable. It predicts an image on a [0, 1] scale that the model multiplies
@@ -128,7 +127,7 @@ class StyleNet(keras.Model):
             )
         if not style_weight >= 0:
             raise ValueError(f"`style_weight` must be >= 0. Received: style_weight={style_weight!r}")
-        check_weights_argument(encoder_weights, option="encoder_weights")
+        encoder_weights = check_weights_argument(encoder_weights, option="encoder_weights")
         super().__init__(**kwargs)
         self.encoder_weights = encoder_weights
         self.width_multiplier = float(width_multiplier)
@@ -140,7 +139,7 @@ class StyleNet(keras.Model):
         self.encoder = self._build_encoder()
         self.encoder.trainable = False
         if path is not None:
-            self._load_encoder_weights(os.fspath(path))
+            self._load_encoder_weights(path)
         self.decoder = self._build_decoder()
         self.content_loss = AdaINContentLoss()
         self.style_loss = AdaINStyleLoss(epsilon=_EPSILON)

@@ -206,7 +206,8 @@ def test_local_weights_file_is_loaded(tmp_path):
     randomize_batchnorm_statistics(source, seed=2)
     path = tmp_path / "resnet18.weights.h5"
     source.save_weights(path)
-    model = PosePredictor(**TINY, backbone_weights=str(path))
+    model = PosePredictor(**TINY, backbone_weights=path)  # a pathlib.Path is fine ...
+    assert model.get_config()["backbone_weights"] == str(path)  # ... and stored as str
     for a, b in zip(source.variables, model.backbone.variables):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
 
