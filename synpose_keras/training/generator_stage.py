@@ -58,10 +58,12 @@ class GeneratorStage(keras.Model):
         base = ops.cast(data["base"], "float32")
         driving = ops.cast(data["driving"], "float32")
         kp_base, kp_driving = self.keypoints(base, driving)
-        variables = self.warping_module.trainable_variables + self.generator.trainable_variables
         with tf.GradientTape() as tape:
             generated, _ = reconstruct(self.warping_module, self.generator, base / 255.0,
                                        kp_base, kp_driving, training=True)
+            # read after the first call: subclassed W and G create their weights lazily
+            variables = (self.warping_module.trainable_variables
+                         + self.generator.trainable_variables)
             loss = self.reconstruction_loss(driving / 255.0, generated)
             scaled = scale_loss_for_distribution(loss)
         grads = tape.gradient(scaled, variables)

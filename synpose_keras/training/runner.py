@@ -153,26 +153,47 @@ def check_data(config: TrainConfig, source: str, target: str) -> dict:
 
 
 # =============================================================================== callbacks
-class _StepCheckpoint(keras.callbacks.Callback):
-    """NaN guard + periodic checkpoint inside an epoch (the NaN check runs first)."""
+class _StageCallback(keras.callbacks.Callback):
+    """Learning-rate schedule, NaN guard, periodic checkpoints and the epoch-end work.
 
-    def __init__(self, runner: "StageRunner", epoch: int, first_step: int):
+    The NaN check runs before any checkpoint of the same step, so a checkpoint never holds
+    diverged weights.
+    """
+
+    def __init__(self, runner: "StageRunner", first_step: int, history: list):
         super().__init__()
         self.runner = runner
-        self.epoch = epoch
         self.first_step = first_step
-        self.diverged_at = None
+        self.history = history
+        self.epoch = None
+        self.diverged = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        if self.runner.lr_schedule is not None:
+            self.model.optimizer.learning_rate.assign(self.runner.lr_schedule(epoch))
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.first_step + batch + 1
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            self.diverged_at = step
+            self.diverged = (self.epoch, step)
             self.model.stop_training = True
             return
         every = self.runner.checkpoint_every
         if every and step % every == 0 and step < self.runner.iterations:
             self.runner.save(self.epoch, step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.diverged is not None:
+            return
+        self.first_step = 0
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        if self.runner.on_epoch_end is not None:
+            logs.update(self.runner.on_epoch_end(epoch, logs) or {})
+        self.history.append({"epoch": epoch, **logs})
+        _write_json(self.runner.history_path, self.history)
+        self.runner.save(epoch + 1, 0)
 
 
 # =============================================================================== one stage
@@ -251,37 +272,40 @@ class StageRunner:
 
     # ---------------------------------------------------------------------------- the loop
     def run(self, resume: bool) -> list:
+        """Trains the remaining epochs; one ``fit`` call (two when resuming mid-epoch), so the
+        step function is traced once per call, not once per epoch."""
         epoch, step = self.restore() if resume else (0, 0)
         history = _read_json(self.history_path, []) if resume else []
         history = [row for row in history if row["epoch"] < epoch]
-        tensorboard = keras.callbacks.TensorBoard(self.log_dir, write_graph=False)
-        while epoch < self.epochs:
-            if self.lr_schedule is not None:
-                self.model.optimizer.learning_rate.assign(self.lr_schedule(epoch))
+        if step > 0:  # finish the interrupted epoch first
             dataset = self.make_dataset(epoch).take(self.iterations).skip(step)
-            guard = _StepCheckpoint(self, epoch, step)
-            if self.verbose:
-                self.log(f"[{self.name}] epoch {epoch + 1}/{self.epochs}")
-            result = self.model.fit(dataset, steps_per_epoch=self.iterations - step,
-                                    initial_epoch=epoch, epochs=epoch + 1,
-                                    callbacks=[guard, tensorboard], verbose=self.verbose)
-            if guard.diverged_at is not None:
-                state = _read_json(self.state_path) or {}
-                last = state.get("checkpoint", "none (the stage's start)")
-                raise TrainingDivergedError(
-                    f"Stage '{self.name}': the loss became NaN or inf between step "
-                    f"{state.get('step', 0) if state.get('epoch') == epoch else step} and step "
-                    f"{guard.diverged_at} of epoch {epoch + 1}. The last good checkpoint is kept "
-                    f"({last}); lower the learning rate and rerun with --resume."
-                )
-            logs = {k: float(v[-1]) for k, v in result.history.items()}
-            if self.on_epoch_end is not None:
-                logs.update(self.on_epoch_end(epoch, logs) or {})
-            history.append({"epoch": epoch, **logs})
-            _write_json(self.history_path, history)
-            epoch, step = epoch + 1, 0
-            self.save(epoch, 0)
+            self._fit(dataset, epoch, epoch + 1, self.iterations - step, step, history)
+            epoch += 1
+        if epoch < self.epochs:
+            dataset = self.make_dataset(epoch).take(self.iterations)
+            for later in range(epoch + 1, self.epochs):
+                dataset = dataset.concatenate(self.make_dataset(later).take(self.iterations))
+            self._fit(dataset, epoch, self.epochs, self.iterations, 0, history)
         return history
+
+    def _fit(self, dataset, first_epoch, end_epoch, steps, first_step, history):
+        callback = _StageCallback(self, first_step, history)
+        tensorboard = keras.callbacks.TensorBoard(self.log_dir, write_graph=False)
+        if self.verbose:
+            self.log(f"[{self.name}] epochs {first_epoch + 1}-{end_epoch} of {self.epochs}, "
+                     f"{self.iterations} iterations each")
+        self.model.fit(dataset, steps_per_epoch=steps, initial_epoch=first_epoch,
+                       epochs=end_epoch, callbacks=[callback, tensorboard], verbose=self.verbose)
+        if callback.diverged is not None:
+            epoch, bad_step = callback.diverged
+            state = _read_json(self.state_path) or {}
+            good = (state.get("step", 0) if state.get("epoch") == epoch else 0)
+            raise TrainingDivergedError(
+                f"Stage '{self.name}': the loss became NaN or inf between step {good} and step "
+                f"{bad_step} of epoch {epoch + 1}. The last good checkpoint is kept "
+                f"({state.get('checkpoint', 'none: the stage had not saved one yet')}); lower the "
+                "learning rate (--set ...lr=...) and rerun with --resume."
+            )
 
 
 def lr_with_milestones(base_lr: float, milestones) -> Callable:

@@ -1,0 +1,87 @@
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from synpose_keras.cli.app import app
+from tests.training.tiny_data import write_tiny
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_domains(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_tiny(root / "source", n=8, seed=0)
+    write_tiny(root / "target", n=8, seed=1)
+    return root
+
+
+def _train(args):
+    return runner.invoke(app, ["train", "--preset", "tiny", "--quiet", *args])
+
+
+@pytest.mark.slow
+def test_train_end_to_end_then_resume_is_a_no_op(tiny_domains, tmp_path):
+    out = tmp_path / "run"
+    result = _train(["--source", str(tiny_domains / "source"), "--target",
+                     str(tiny_domains / "target"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "after adapt" in result.output
+    for path in ("config.json", "state.json", "evaluation.json", "pose_predictor.keras",
+                 "pretrain/pose_predictor.keras", "pretrain/lifter.keras",
+                 "generator/generator.keras", "adapt/pseudo_labels.json",
+                 "style/style_net.keras"):
+        assert (out / path).exists(), path
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert set(evaluation["rows"]) == {"after pretrain", "after adapt"}
+    assert evaluation["rows"]["after adapt"]["count"] == 8
+    state = json.loads((out / "state.json").read_text())
+    assert state["completed"] == ["style", "pretrain", "generator", "adapt"]
+    stats = json.loads((out / "adapt/pseudo_labels.json").read_text())
+    assert len(stats) == 1 and 0.0 <= stats[0]["overlap"] <= 1.0
+    model = keras.models.load_model(out / "pose_predictor.keras")
+    assert model.predict(np.zeros((1, 64, 64, 3), np.uint8), verbose=0).shape == (1, 16, 16, 21)
+    # a second call without --resume refuses to overwrite; with --resume nothing is re-run
+    again = _train(["--source", str(tiny_domains / "source"), "--target",
+                    str(tiny_domains / "target"), "--out", str(out)])
+    assert again.exit_code == 2 and "--resume" in again.output
+    resumed = _train(["--out", str(out), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert resumed.output.count("already completed") == 4
+
+
+def test_mismatched_skeletons_are_refused_before_training(tiny_domains, tmp_path):
+    write_tiny(tmp_path / "body", skeleton="body16", n=2)
+    result = _train(["--source", str(tiny_domains / "source"), "--target",
+                     str(tmp_path / "body"), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "skeleton 'body16'" in result.output
+    assert not (tmp_path / "run" / "pretrain").exists()
+
+
+def test_target_without_sequences_needs_a_fallback_for_rec(tiny_domains, tmp_path):
+    write_tiny(tmp_path / "single", n=4, frames=0)
+    result = _train(["--source", str(tiny_domains / "source"), "--target",
+                     str(tmp_path / "single"), "--out", str(tmp_path / "run"),
+                     "--set", "adapt.pair_fallback=none"])
+    assert result.exit_code == 2
+    assert "no sequences" in result.output
+
+
+def test_3d_pseudo_labels_need_3d_source(tiny_domains, tmp_path):
+    write_tiny(tmp_path / "flat", n=4, with_3d=False)
+    result = _train(["--source", str(tmp_path / "flat"), "--target",
+                     str(tiny_domains / "target"), "--out", str(tmp_path / "run"),
+                     "--pseudo", "3d"])
+    assert result.exit_code == 2
+    assert "keypoints_3d" in result.output
+
+
+def test_bad_override_is_reported(tmp_path):
+    result = _train(["--out", str(tmp_path / "run"), "--set", "adapt.nope=1"])
+    assert result.exit_code == 2
+    assert "adapt.nope" in result.output
