@@ -44,7 +44,7 @@ def adapt_batch(seed=0, n=2):
         "source": {"image": image(), "heatmaps": np.asarray(heatmaps),
                    "weights": np.asarray(weights)},
         "target": {"teacher_image": target, "student_image": np.roll(target, (-1, 2), (1, 2)),
-                   "affine": shift},
+                   "affine": shift, "teacher_index": np.tile(np.arange(K), (n, 1))},
         "pairs": {"base": image(), "driving": image()},
     }
 
