@@ -155,6 +155,11 @@ def test_prepare_example_eager_equals_dataset_map(scenes):
             assert eager[key].numpy() == mapped[key].numpy()
         else:
             np.testing.assert_allclose(eager[key].numpy(), mapped[key].numpy(), atol=1e-3, err_msg=key)
+    # an encoded image (as the pipelines shuffle them) gives the same example
+    encoded = next(iter(load_records(scenes, "train", num_parallel_reads=None, decode_image=False)))
+    assert encoded["image"].dtype == tf.string
+    from_encoded = fn(tf.constant(5, tf.int64), encoded)
+    np.testing.assert_array_equal(from_encoded["image"].numpy(), eager["image"].numpy())
     # colour jitter too
     jitter = AugmentConfig().resolve(BODY16)
     a = prepare_example(record, tf.constant(2, tf.int64), BODY16, 64, None, jitter, seed=1)

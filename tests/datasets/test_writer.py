@@ -1,12 +1,10 @@
 """The shared writer and the reader: round trip, atomic shards, resume, bad samples, crop."""
 
 import io
-import json
 import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
 from synpose_keras.datasets import convert, load_records, read_meta

@@ -21,7 +21,8 @@ def resolve_input(data, split: str, skeleton, training: bool, seed: Optional[int
         records = data
     else:
         meta = read_meta(str(data))
-        records = load_records(str(data), split, shuffle_files=training, seed=seed)
+        # images stay encoded through the shuffle buffer; the per-example functions decode them
+        records = load_records(str(data), split, shuffle_files=training, seed=seed, decode_image=False)
     return records, resolve_skeleton(skeleton, meta, data), meta
 
 

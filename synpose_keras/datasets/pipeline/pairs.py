@@ -33,6 +33,7 @@ from synpose_keras.datasets.pipeline.transforms import (
     crop_to_input,
     element_seed,
     keypoint_crop,
+    materialize,
     sample_augmentation,
     transform_example,
 )
@@ -70,19 +71,6 @@ def pair_indices(window: dict, seed, max_frame_gap: Optional[int] = None):
     partner = tf.argmax(tf.where(ok, u, -tf.ones_like(u)), axis=1, output_type=tf.int32)
     base = tf.cast(tf.where(tf.reduce_any(ok, axis=1))[:, 0], tf.int32)
     return base, tf.gather(partner, base)
-
-
-def _materialize(example: dict) -> dict:
-    """Decodes an encoded ``image`` or un-pads a padded one (``height``/``width`` fields)."""
-    ex = dict(example)
-    image = ex["image"]
-    if image.dtype == tf.string:
-        ex["image"] = schema.decode_image(image)
-    elif "height" in ex and "width" in ex:
-        ex["image"] = image[: tf.cast(ex["height"], tf.int32), : tf.cast(ex["width"], tf.int32)]
-    ex.pop("height", None)
-    ex.pop("width", None)
-    return ex
 
 
 def _union_crop(examples, input_size, crop_scale, crop_from_keypoints):
@@ -123,7 +111,7 @@ def prepare_pair(base: dict, driving: dict, index, skeleton, input_size: int, se
         dict with ``base_*`` and ``driving_*`` entries (``image`` float32 (S, S, 3) in [0, 255],
         ``keypoints``, ``visible``, ``matrix``, the record fields), and ``is_affine`` False.
     """
-    base, driving = _materialize(base), _materialize(driving)
+    base, driving = materialize(base), materialize(driving)
     crop = _union_crop([base, driving], input_size, crop_scale, crop_from_keypoints)
     aug, flip, color = _shared_augment(augment, seed, index, input_size)
     m = tf.matmul(aug, crop)
@@ -139,7 +127,7 @@ def prepare_affine_pair(example: dict, index, skeleton, input_size: int, seed: i
         as :func:`prepare_pair`, with ``is_affine`` True; ``driving_matrix @ inv(base_matrix)``
         is the base -> driving affine.
     """
-    example = _materialize(example)
+    example = materialize(example)
     crop = _union_crop([example], input_size, crop_scale, crop_from_keypoints)
     aug, flip, color = _shared_augment(augment, seed, index, input_size)
     m_base = tf.matmul(aug, crop)

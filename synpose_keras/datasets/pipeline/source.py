@@ -12,6 +12,7 @@ from synpose_keras.datasets.pipeline.transforms import (
     crop_to_input,
     element_seed,
     keypoint_crop,
+    materialize,
     sample_augmentation,
     transform_example,
 )
@@ -42,8 +43,8 @@ def prepare_example(example: dict, index, skeleton, input_size: int, codec: Opti
         ``intrinsics`` (when the record has them), and the record's ``sequence``, ``frame``,
         ``view``, ``source_id``.
     """
-    image = example["image"]
-    shape = tf.shape(image)
+    example = materialize(example)
+    shape = tf.shape(example["image"])
     center, side = keypoint_crop(example["keypoints"], example["visible"], shape[0], shape[1], crop_scale)
     matrix = crop_to_input(center, side, input_size)
     flip = color = None
@@ -170,7 +171,7 @@ def eval_pipeline(
     else:
         from synpose_keras.datasets.reader import load_records
 
-        records = load_records(str(data), split, num_parallel_reads=None)
+        records = load_records(str(data), split, num_parallel_reads=None, decode_image=False)
     return source_pipeline(records, skeleton if skeleton is not None else _meta_skeleton(data),
                            input_size, heatmap_size, batch_size, split=split, seed=0,
                            training=False, sigma=sigma, crop_scale=crop_scale)

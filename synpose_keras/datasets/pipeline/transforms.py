@@ -14,13 +14,30 @@ Shape glossary:
 
 from __future__ import annotations
 
-from typing import Optional
-
 import tensorflow as tf
 
+from synpose_keras.datasets import schema
 from synpose_keras.ops import geometry
 
 _F32 = tf.float32
+
+
+def materialize(example: dict) -> dict:
+    """Returns ``example`` with a decoded uint8 ``image``.
+
+    The pipelines shuffle records with their images still encoded (a shuffle buffer of encoded
+    images is ~10x smaller); this decodes a PNG/JPEG string ``image``, or un-pads a padded one
+    (``height``/``width`` fields, as produced by ``padded_batch``), and drops those size fields.
+    """
+    ex = dict(example)
+    image = ex["image"]
+    if image.dtype == tf.string:
+        ex["image"] = schema.decode_image(image)
+    elif "height" in ex and "width" in ex:
+        ex["image"] = image[: tf.cast(ex["height"], tf.int32), : tf.cast(ex["width"], tf.int32)]
+    ex.pop("height", None)
+    ex.pop("width", None)
+    return ex
 
 
 def keypoint_crop(keypoints, visible, height, width, crop_scale: float = 1.5):
@@ -245,7 +262,7 @@ def element_seed(seed, index, salt: int = 0):
     return tf.stack([tf.cast(seed, tf.int64), index * 16 + salt])
 
 
-def flip_permutation(flip, flip_index, num_keypoints: Optional[int] = None):
+def flip_permutation(flip, flip_index):
     """(K,) int32: ``flip_index`` when ``flip`` else the identity."""
     perm = tf.constant(list(flip_index), tf.int32)
     return tf.where(flip, perm, tf.range(tf.size(perm), dtype=tf.int32))

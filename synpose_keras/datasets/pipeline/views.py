@@ -13,6 +13,7 @@ from synpose_keras.datasets.pipeline.transforms import (
     element_seed,
     flip_permutation,
     keypoint_crop,
+    materialize,
     sample_augmentation,
     transform_example,
 )
@@ -47,8 +48,8 @@ def prepare_views(example: dict, index, skeleton, input_size: int, teacher_confi
         ``student_visible``; all-zero visibility for unlabelled footage), and the record's
         ``sequence``, ``frame``, ``view``, ``source_id``.
     """
-    image = example["image"]
-    shape = tf.shape(image)
+    example = materialize(example)
+    shape = tf.shape(example["image"])
     center, side = keypoint_crop(example["keypoints"], _crop_visible(example, crop_from_keypoints),
                                  shape[0], shape[1], crop_scale)
     crop = crop_to_input(center, side, input_size)
