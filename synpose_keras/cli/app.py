@@ -5,6 +5,10 @@ from __future__ import annotations
 import typer
 
 from synpose_keras.cli.convert import convert_app
+from synpose_keras.cli.evaluate import evaluate_command
+from synpose_keras.cli.export import export_command
+from synpose_keras.cli.predict import predict_command
+from synpose_keras.cli.report import report_command
 from synpose_keras.cli.train import train_command
 
 app = typer.Typer(
@@ -15,6 +19,10 @@ app = typer.Typer(
 )
 app.add_typer(convert_app, name="convert")
 app.command("train")(train_command)
+app.command("evaluate")(evaluate_command)
+app.command("predict")(predict_command)
+app.command("export")(export_command)
+app.command("report")(report_command)
 
 
 def main() -> None:  # console-script entry point

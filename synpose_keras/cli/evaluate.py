@@ -1,0 +1,38 @@
+"""``synpose evaluate MODEL_OR_RUN --data DIR``: PCK@0.05 in the Table-A layout; calls
+:func:`synpose_keras.inference.evaluate_model`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def evaluate_command(
+    model: Path = typer.Argument(..., help="A .keras model, or a RUN folder of `synpose train` "
+                                 "(uses RUN/pose_predictor.keras)."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Converted dataset folder "
+                                        "(default: the run's target)."),
+    split: str = typer.Option("test", help="Split to evaluate."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the result here."),
+    batch_size: int = typer.Option(32, help="Images per forward pass."),
+    limit: Optional[int] = typer.Option(None, help="Evaluate the first N samples only."),
+) -> None:
+    """PCK@0.05 per part group and All (bodies: All = 12 limbs, All-16 = every keypoint)."""
+    from synpose_keras.inference.evaluate import evaluate_model, write_json
+    from synpose_keras.metrics import format_table
+
+    try:
+        result = evaluate_model(model, None if data is None else str(data), split=split,
+                                batch_size=batch_size, limit=limit)
+    except (FileNotFoundError, ValueError) as err:
+        typer.echo(f"Error: {err}", err=True)
+        raise typer.Exit(code=2)
+    name = os.path.basename(os.path.dirname(result["model"])) if model.is_dir() else model.stem
+    typer.echo(f"PCK@{result['threshold']:g} of {result['model']} on {result['data']} "
+               f"({result['split']}, {result['count']} samples):")
+    typer.echo(format_table({name: result["table"]}, result["skeleton"], name_header="Model"))
+    if json_path is not None:
+        typer.echo(f"Wrote {write_json(result, json_path)}")

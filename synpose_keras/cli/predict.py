@@ -1,0 +1,40 @@
+"""``synpose predict MODEL IMAGE... --out DIR``: keypoints in original pixels (JSON) and overlay
+PNGs; calls :func:`synpose_keras.inference.predict_images`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def predict_command(
+    model: Path = typer.Argument(..., help="A .keras model, or a RUN folder of `synpose train`."),
+    images: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (JSON + overlay PNGs)."),
+    crop: bool = typer.Option(False, "--crop/--no-crop", help="Second pass on the square crop "
+                              "around the first pass's keypoints (1.5 x their box), the framing "
+                              "the model was trained on. Default: the whole image, letterboxed."),
+    skeleton: Optional[str] = typer.Option(None, help="hand21 or body16 (default: from the run "
+                                           "or the model's keypoint count)."),
+    batch_size: int = typer.Option(8, help="Images per forward pass."),
+    overlays: bool = typer.Option(True, "--overlays/--no-overlays", help="Write overlay PNGs."),
+    min_score: float = typer.Option(0.0, help="Hide keypoints scoring below this."),
+    skip_bad: bool = typer.Option(False, help="Skip unreadable images instead of stopping."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Predict keypoints on images; writes <name>.json, <name>.png and predictions.json."""
+    from synpose_keras.inference import ImageReadError, predict_images
+    from synpose_keras.inference.loading import load_pose_model, model_skeleton
+
+    try:
+        loaded, _, run_dir = load_pose_model(model)
+        sk = model_skeleton(loaded, run_dir=run_dir, skeleton=skeleton)
+        results = predict_images(loaded, images, out, crop=crop, skeleton=sk,
+                                 batch_size=batch_size, overlays=overlays, skip_bad=skip_bad,
+                                 min_score=min_score, progress=progress)
+    except (FileNotFoundError, ImageReadError, ValueError) as err:
+        typer.echo(f"Error: {err}", err=True)
+        raise typer.Exit(code=2)
+    typer.echo(f"Predicted {len(results)} image(s) ({sk.name}); wrote {out}/predictions.json")

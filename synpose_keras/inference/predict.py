@@ -1,0 +1,258 @@
+"""``synpose predict``: keypoints of arbitrary images, in their original pixels, with overlays.
+
+Each image is framed as a square for the model (:mod:`synpose_keras.inference.framing`): by
+default the whole image, letterboxed (padded to a square, aspect ratio kept); with ``crop=True`` a
+second pass runs on the protocol crop around the first pass's keypoints (side 1.5 x their box),
+the framing the model was trained on. Heatmaps are decoded with the protocol's argmax
+(:class:`synpose_keras.ops.HeatmapCodec`) and keypoints are mapped back to original pixels with
+the exact inverse of the framing affine.
+
+Outputs in ``out_dir``: ``<name>.json`` per image, ``<name>.png`` overlay per image, and
+``predictions.json`` (every image, in order).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from synpose_keras.inference.framing import (
+    keypoint_region,
+    letterbox_region,
+    render_region,
+    to_original,
+)
+from synpose_keras.inference.loading import (
+    load_pose_model,
+    model_input_size,
+    model_skeleton,
+)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+
+
+class ImageReadError(ValueError):
+    """An input image cannot be read (missing, corrupt, truncated or not an image)."""
+
+
+def list_images(inputs: Sequence) -> list:
+    """Expands files and folders (their images, sorted, not recursive) into a list of paths.
+
+    Raises:
+        FileNotFoundError: a path does not exist, or a folder holds no image.
+    """
+    paths = []
+    for item in inputs:
+        item = os.fspath(item)
+        if os.path.isdir(item):
+            found = sorted(os.path.join(item, n) for n in os.listdir(item)
+                           if n.lower().endswith(IMAGE_EXTENSIONS)
+                           and os.path.isfile(os.path.join(item, n)))
+            if not found:
+                raise FileNotFoundError(
+                    f"No image in folder {item} (looked for {', '.join(IMAGE_EXTENSIONS)})."
+                )
+            paths += found
+        elif os.path.isfile(item):
+            paths.append(item)
+        else:
+            raise FileNotFoundError(f"Image not found: {item}")
+    return paths
+
+
+def read_image(path) -> Image.Image:
+    """Opens and fully decodes an image as RGB; raises :class:`ImageReadError` naming it."""
+    path = os.fspath(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                return im.convert("RGB")
+    except FileNotFoundError:
+        raise ImageReadError(f"Image not found: {path}") from None
+    except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, ... on bad files
+        raise ImageReadError(
+            f"Cannot read image {path}: {type(err).__name__}: {err}. The file is corrupt, "
+            "truncated or not an image; remove it or pass --skip-bad."
+        ) from err
+
+
+def _decode(heatmaps: np.ndarray, input_size: int):
+    from synpose_keras.ops.heatmaps import HeatmapCodec
+
+    hm_h, hm_w = heatmaps.shape[1], heatmaps.shape[2]
+    codec = HeatmapCodec((input_size, input_size), (hm_w, hm_h))
+    keypoints, scores = codec.decode(heatmaps)
+    return np.asarray(keypoints, np.float64), np.asarray(scores, np.float64)
+
+
+def predict_arrays(model, images: Sequence[Image.Image], crop: bool = False,
+                   min_score: float = 0.0, crop_scale: float = 1.5) -> list:
+    """Keypoints of a batch of PIL images in their original pixels.
+
+    Args:
+        model: Keras model mapping (B, S, S, 3) RGB in [0, 255] to heatmaps (B, h, w, K).
+        images: list of PIL images (any sizes).
+        crop: bool. Second pass on the protocol crop around the first pass's keypoints.
+            Defaults to False.
+        min_score: float. With ``crop``, keypoints scoring below this are left out of the crop's
+            box. Defaults to 0.
+        crop_scale: float. Crop side / longer side of the keypoint box. Defaults to 1.5.
+
+    Returns:
+        list of dicts: ``keypoints`` (K, 2) float64 original pixels, ``scores`` (K,),
+        ``region`` ({"center": [cx, cy], "side": side}, original pixels) of the final pass.
+
+    Shapes:
+        S = the model's input size; K keypoints; h × w = heatmap size.
+    """
+    size = model_input_size(model)
+    regions = [letterbox_region(*im.size) for im in images]
+    keypoints, scores = _run(model, images, regions, size)
+    if crop:
+        refined = []
+        for im, kp, sc, region in zip(images, keypoints, scores, regions):
+            r = keypoint_region(kp, im.size[0], im.size[1], sc, min_score, crop_scale)
+            refined.append(region if r is None else r)
+        regions = refined
+        keypoints, scores = _run(model, images, regions, size)
+    return [{"keypoints": kp, "scores": sc,
+             "region": {"center": [float(r[0][0]), float(r[0][1])], "side": float(r[1])}}
+            for kp, sc, r in zip(keypoints, scores, regions)]
+
+
+def _run(model, images, regions, size):
+    batch = np.stack([render_region(im, c, s, size) for im, (c, s) in zip(images, regions)])
+    heatmaps = np.asarray(model.predict_on_batch(batch.astype(np.float32)))
+    kp_in, scores = _decode(heatmaps, size)
+    kp = np.stack([to_original(k, c, s, size) for k, (c, s) in zip(kp_in, regions)])
+    return kp, scores
+
+
+def _unique_names(paths: list) -> list:
+    names, used = [], {}
+    for p in paths:
+        stem = os.path.splitext(os.path.basename(p))[0] or "image"
+        n = used.get(stem, 0)
+        used[stem] = n + 1
+        names.append(stem if n == 0 else f"{stem}-{n}")
+    return names
+
+
+def _write_json(path: str, data) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton=None,
+                   batch_size: int = 8, overlays: bool = True, skip_bad: bool = False,
+                   min_score: float = 0.0, progress: bool = True) -> list:
+    """Predicts keypoints for image files and writes JSON files and overlay PNGs.
+
+    Args:
+        model: Keras pose model, or a ``.keras`` path / RUN folder (loaded here).
+        paths: list of image files or folders of images.
+        out_dir: str. Output folder (created).
+        crop: bool. Refine on the protocol crop around the first pass (see
+            :func:`predict_arrays`). Defaults to False.
+        skeleton: optional str or Skeleton. Defaults to the run's task or the only skeleton
+            with the model's keypoint count.
+        batch_size: int. Images per forward pass. Defaults to 8.
+        overlays: bool. Write ``<name>.png`` overlays. Defaults to True.
+        skip_bad: bool. Skip unreadable images (listed in ``predictions.json`` under
+            ``skipped``) instead of stopping. Defaults to False.
+        min_score: float. Keypoints below this score are not drawn and, with ``crop``, not used
+            for the crop box. Defaults to 0.
+        progress: bool. tqdm bar (on stderr) when there are several images. Defaults to True.
+
+    Returns:
+        list of per-image dicts, as written to ``<name>.json``: ``image`` (path), ``width``,
+        ``height``, ``skeleton``, ``keypoint_names``, ``keypoints`` (K × [x, y], original
+        pixels), ``scores`` (K), ``input_size``, ``region``, ``crop``, ``overlay`` (file name
+        or None).
+
+    Raises:
+        ImageReadError: an image cannot be read (names it), unless ``skip_bad``.
+        FileNotFoundError: a path does not exist.
+
+    Example:
+
+    ```python
+    from synpose_keras.inference import predict_images
+    results = predict_images("runs/hand/pose_predictor.keras", ["photo.jpg"], "out/")
+    results[0]["keypoints"][0]   # [x, y] of the wrist in photo.jpg pixels
+    ```
+    """
+    from tqdm import tqdm
+
+    from synpose_keras.viz import draw_keypoints
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int. Received: batch_size={batch_size}")
+    run_dir = None
+    if isinstance(model, (str, os.PathLike)):
+        model, _, run_dir = load_pose_model(model)
+    sk = model_skeleton(model, run_dir=run_dir, skeleton=skeleton)
+    size = model_input_size(model)
+    files = list_images(paths)
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    names = _unique_names(files)
+    results, skipped = [], []
+    bar = tqdm(total=len(files), desc="predict", unit="img", disable=not progress or len(files) < 2)
+    try:
+        for start in range(0, len(files), batch_size):
+            chunk = list(zip(files[start:start + batch_size], names[start:start + batch_size]))
+            loaded = []
+            for path, name in chunk:
+                try:
+                    loaded.append((path, name, read_image(path)))
+                except ImageReadError as err:
+                    if not skip_bad:
+                        raise
+                    skipped.append({"image": path, "reason": str(err)})
+                    bar.update(1)
+            if not loaded:
+                continue
+            preds = predict_arrays(model, [im for _, _, im in loaded], crop=crop,
+                                   min_score=min_score)
+            for (path, name, im), pred in zip(loaded, preds):
+                overlay = None
+                if overlays:
+                    overlay = f"{name}.png"
+                    radius = max(2.0, max(im.size) / 150.0)
+                    drawn = draw_keypoints(im, pred["keypoints"], sk, scores=pred["scores"],
+                                           min_score=min_score, radius=radius,
+                                           line_width=max(1, int(round(radius / 2))))
+                    drawn.save(os.path.join(out_dir, overlay))
+                row = {
+                    "image": os.path.abspath(path),
+                    "width": im.size[0],
+                    "height": im.size[1],
+                    "skeleton": sk.name,
+                    "keypoint_names": list(sk.keypoint_names),
+                    "keypoints": pred["keypoints"].tolist(),
+                    "scores": pred["scores"].tolist(),
+                    "input_size": size,
+                    "region": pred["region"],
+                    "crop": bool(crop),
+                    "overlay": overlay,
+                }
+                _write_json(os.path.join(out_dir, f"{name}.json"), row)
+                results.append(row)
+                bar.update(1)
+    finally:
+        bar.close()
+    _write_json(os.path.join(out_dir, "predictions.json"),
+                {"skeleton": sk.name, "keypoint_names": list(sk.keypoint_names),
+                 "images": results, "skipped": skipped})
+    return results
