@@ -334,3 +334,13 @@ def test_generate_benchmark_end_to_end(tmp_path, bench_task):
     with open(tmp_path / "a" / "benchmark.json") as f:
         summary = json.load(f)
     assert summary["task"] == bench_task and summary["sizes"] == sizes
+
+
+def test_contact_sheet_layout():
+    from synpose_keras.datasets.synthetic.figures import contact_sheet
+
+    sheet = contact_sheet("body", seed=0, image_size=32, columns=2, scale=2, frames=(0, 1))
+    assert sheet.mode == "P"
+    assert sheet.size == (2 * 64, 4 * (64 + 14))
+    with pytest.raises(ValueError, match="Received: frames="):
+        contact_sheet("hand", image_size=32, columns=3, frames=(0, 1))

@@ -187,7 +187,6 @@ class HandModel:
         kp[0] = wrist
         frames[0] = hand
         prims = PrimitiveList()
-        dist_frames, tip_radius = {}, {}
         for fi, f in enumerate(FINGERS):
             i0 = 1 + 4 * fi
             r0 = FINGER_RADIUS[f] * s
@@ -215,8 +214,6 @@ class HandModel:
                 kp[i0 + j + 1] = kp[i0 + j] + at(fr, (0.0, lens[j], 0.0))
                 shade = (1.0, 0.92, 1.0)[j]
                 prims.capsule(kp[i0 + j], kp[i0 + j + 1], radii[j], radii[j + 1], "skin", shade)
-            dist_frames[f] = fr
-            tip_radius[f] = radii[3]
             # the nail: a small sphere on the dorsal side of the distal phalanx
             nail = kp[i0 + 3] + at(fr, (0.0, -0.35 * lens[2], -0.55 * radii[3]))
             prims.sphere(nail, 0.55 * radii[3], "nail", 1.0)
@@ -237,8 +234,6 @@ class HandModel:
 
         target = kp.copy()
         target[0] = kp[0] + at(hand, np.asarray(WRIST_GAP) * s)
-        for fi, f in enumerate(FINGERS):
-            tip = 4 + 4 * fi
-            frames[tip] = dist_frames[f]
-            target[tip] = kp[tip] + at(dist_frames[f], np.asarray(TIP_GAP) * s)
+        for tip in range(4, 21, 4):  # frames[tip] is the distal phalanx frame
+            target[tip] = kp[tip] + at(frames[tip], np.asarray(TIP_GAP) * s)
         return prims.build(kp, target, frames, s)

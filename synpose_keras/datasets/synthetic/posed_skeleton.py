@@ -92,7 +92,8 @@ class PosedSkeleton:
 
 
 class PrimitiveList:
-    """Accumulates capsules and triangles while a model builds its surface (internal helper)."""
+    """Accumulates capsules and triangles while a model builds its surface (used by the hand and
+    body models; not part of the public API)."""
 
     def __init__(self) -> None:
         self.caps, self.tris = [], []

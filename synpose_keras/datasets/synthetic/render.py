@@ -4,10 +4,9 @@ Capsules are drawn as screen-space impostors: the axis end points are projected,
 ``f R / z`` at each end, and every pixel inside gets the depth and normal of the capsule's front
 surface (a sphere-swept line), so limbs and fingers overlap in the right order and are shaded
 like round objects. Joints coincide with the ends of the capsule axes, so a keypoint sits at the
-centre of the rounded end of its limb. Outer edges are antialiased by the pixel coverage of the
-primitives' union (the colour of a rim pixel is that of the primitive covering it most), so
-touching limbs show no seam. Work is done per primitive on its bounding box, so an image with ~30
-primitives renders in a few milliseconds.
+centre of the rounded end of its limb. All primitives are rasterised at once (one array of
+(primitive, pixel) fragments over the primitives' bounding boxes, no per-pixel Python loop), so a
+128 x 128 image with ~40 primitives takes a few milliseconds.
 
 Shapes: H, W image size; P capsules; T triangles; M materials.
 """

@@ -218,9 +218,8 @@ class SceneGenerator:
             spot = centre + towards * rng.uniform(0.2, 0.4) + (rng.uniform(-0.25, 0.25, 3) * extent)
             radius = rng.uniform(0.12, 0.25) * extent
             bar = random_unit_vector(rng) * radius * rng.uniform(0.0, 3.0)
-            shade_value = 1.0
             posed = [p.with_extra_capsules(spot - bar / 2, spot + bar / 2, radius, radius,
-                                           MATERIAL_INDEX["occluder"], shade_value) for p in posed]
+                                           MATERIAL_INDEX["occluder"], 1.0) for p in posed]
         return {"subject": subject, "params": np.stack(params), "posed": posed, "cameras": cameras,
                 "appearance": appearance, "backgrounds": backgrounds, "occluder": occluder}
 
