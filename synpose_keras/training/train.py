@@ -149,16 +149,20 @@ class Trainer:
         _save_model(net, self._path("style", "style_net.keras"))
 
     def stage_pretrain(self) -> None:
+        from synpose_keras.training.methods import pretrain_settings
+
         c = self.config
+        # restyled for ours and UniFrame; plain ERM for source-only, RegDA and CC-SSL
+        restyle_prob, lr = pretrain_settings(c)
         predictor = build_predictor(c)
         style_path = self._path("style", "style_net.keras")
-        style_net = _load(style_path) if os.path.exists(style_path) else None
-        if style_net is None and c.pretrain.restyle_prob > 0:
+        style_net = _load(style_path) if restyle_prob > 0 and os.path.exists(style_path) else None
+        if style_net is None and restyle_prob > 0:
             self.log("[pretrain] no trained StyleNet in this run: restyling is off")
-        stage = PretrainStage(predictor, style_net=style_net, restyle_prob=c.pretrain.restyle_prob,
+        stage = PretrainStage(predictor, style_net=style_net, restyle_prob=restyle_prob,
                               seed=c.seed)
-        stage.compile(optimizer=keras.optimizers.Adam(c.pretrain.lr))
-        restyle = style_net is not None and c.pretrain.restyle_prob > 0
+        stage.compile(optimizer=keras.optimizers.Adam(lr))
+        restyle = style_net is not None and restyle_prob > 0
         runner = self._runner(
             "pretrain", stage,
             lambda e: stage_data.pretrain_dataset(c, c.source, c.target, e, restyle),
@@ -217,6 +221,10 @@ class Trainer:
         return _load(path)
 
     def stage_adapt(self) -> None:
+        if self.config.method != "ours":  # the comparison methods: training/methods/
+            from synpose_keras.training.methods import run_method_adapt
+
+            return run_method_adapt(self)
         c = self.config
         a = c.adapt
         student = self._pretrained_predictor()
