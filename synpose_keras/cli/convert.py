@@ -103,3 +103,32 @@ def _summary(meta: dict, out) -> str:
 for _name, _cls in sorted(load_all().items()):
     if _name != "synthetic":
         _make_command(_cls)
+
+
+@convert_app.command("synthetic")
+def convert_synthetic(
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (source/ and target/)."),
+    task: str = typer.Option("hand", help="hand (Hand21) or body (Body16)."),
+    seed: int = typer.Option(0, help="Same seed, same bytes."),
+    image_size: int = typer.Option(128, help="Side of the square images."),
+    source_train: int = typer.Option(2000, help="Source 'train' images."),
+    source_test: int = typer.Option(200, help="Source 'test' images."),
+    target_sequences: int = typer.Option(40, help="Target 'train' sequences."),
+    target_frames: int = typer.Option(8, help="Frames per target sequence."),
+    target_views: int = typer.Option(2, help="Cameras per target sequence."),
+    target_test: int = typer.Option(300, help="Target 'test' images."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """The embedded synthetic->real benchmark: OUT/source (synthetic) and OUT/target (real)."""
+    from synpose_keras.datasets.synthetic.benchmark import generate_benchmark
+
+    if task not in ("hand", "body"):
+        typer.echo(f"Error: --task must be 'hand' or 'body'. Received: {task!r}", err=True)
+        raise typer.Exit(code=2)
+    result = generate_benchmark(
+        str(out), task=task, seed=seed, image_size=image_size, source_train=source_train,
+        source_test=source_test, target_sequences=target_sequences, target_frames=target_frames,
+        target_views=target_views, target_test=target_test, progress=progress,
+        command=shlex.join(["synpose"] + sys.argv[1:]))
+    for domain in ("source", "target"):
+        typer.echo(_summary(result["meta"][domain], result[domain]))

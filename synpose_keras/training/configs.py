@@ -97,11 +97,12 @@ class GeneratorConfig:
 class LifterConfig:
     """2D -> 3D lifter trained on the source's 3D labels."""
 
-    epochs: int = 30
+    epochs: int = 100
     batch_size: int = 256
     lr: float = 1e-3
     hidden_units: int = 256
     num_blocks: int = 2
+    dropout: float = 0.1
 
 
 @dataclasses.dataclass
@@ -339,7 +340,8 @@ def _paper() -> TrainConfig:
         generator=GeneratorConfig(epochs=20, iterations=500, batch_size=16, lr=2e-4,
                                   block_expansion=64, max_features=512, num_blocks=5,
                                   num_residual_blocks=6),
-        lifter=LifterConfig(epochs=100, batch_size=1024, hidden_units=1024, num_blocks=2),
+        lifter=LifterConfig(epochs=200, batch_size=1024, hidden_units=1024, num_blocks=2,
+                            dropout=0.25),
         adapt=AdaptConfig(epochs=30, iterations=500, batch_size=32, target_batch_size=32,
                           lr=1e-4, lr_milestones=(5, 20), ema_decay=0.999),
         source_only=SourceOnlyConfig(lr=1e-3, lr_milestones=(5, 20)),

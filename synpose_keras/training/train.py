@@ -178,6 +178,7 @@ class Trainer:
         kp2, kp3, vis = stage_data.source_3d_labels(c.source)
         lifter = Lifter(num_keypoints=self.skeleton.num_keypoints,
                         hidden_units=c.lifter.hidden_units, num_blocks=c.lifter.num_blocks,
+                        dropout=c.lifter.dropout,
                         root_index=self.skeleton.parents.index(-1))
         history = fit_lifter(lifter, kp2, kp3, vis, epochs=c.lifter.epochs,
                              batch_size=c.lifter.batch_size, lr=c.lifter.lr, seed=c.seed)
