@@ -344,3 +344,29 @@ def test_contact_sheet_layout():
     assert sheet.size == (2 * 64, 4 * (64 + 14))
     with pytest.raises(ValueError, match="Received: frames="):
         contact_sheet("hand", image_size=32, columns=3, frames=(0, 1))
+
+
+def test_handedness_and_body_sides_match_the_skeleton_conventions():
+    """Left hands: seen palm-on with the fingers up, the thumb is on the image's left. Bodies: seen
+    from the front, the subject's right side is on the image's left (MPII), so a horizontal flip
+    maps it onto BODY16.flip_pairs."""
+    from synpose_keras.datasets.synthetic.camera import PinholeCamera, intrinsics_matrix
+    from synpose_keras.datasets.synthetic.rotations import look_at
+
+    k = intrinsics_matrix(100.0, 63.5, 63.5)
+    hand = HandModel()
+    subject = {"scale": 1.0, "bone_factors": np.ones(20)}
+    rest = np.clip(np.zeros(len(hand.param_names)), hand.limits_low, hand.limits_high)
+    kp = hand.pose(subject, rest).keypoints_source  # palm faces +z, fingers +y
+    cam = PinholeCamera(k, look_at([0, 0.05, 0.6], [0, 0.05, 0], [0, 1, 0]), np.array([0, 0.05, 0.6]), 128, 128)
+    uv = cam.project(kp)
+    assert uv[4, 0] < uv[8, 0] < uv[20, 0]  # thumb, index, little tips from left to right
+    assert uv[12, 1] < uv[0, 1]  # fingers up
+    body = BodyModel()
+    kp = body.pose({"scale": 1.0, "bone_factors": np.ones(10)}, np.clip(
+        np.zeros(len(body.param_names)), body.limits_low, body.limits_high)).keypoints_source  # faces +z
+    cam = PinholeCamera(k, look_at([0, 0, 4.0], [0, 0, 0], [0, 1, 0]), np.array([0, 0, 4.0]), 128, 128)
+    uv = cam.project(kp)
+    for right, left in get_skeleton("body").flip_pairs:
+        assert uv[right, 0] < uv[left, 0]
+    assert uv[9, 1] < uv[6, 1] < uv[0, 1]  # head above pelvis above ankle
