@@ -134,8 +134,9 @@ def check_weights_argument(weights, option="backbone_weights"):
     return os.fspath(weights)
 
 
-def build_backbone(name, weights=None, input_shape=(None, None, 3), width_multiplier=1.0):
-    """Builds a stride-32 feature extractor.
+def build_backbone(name, weights=None, input_shape=(None, None, 3), width_multiplier=1.0,
+                   output_stride=32):
+    """Builds a stride-32 (or, for resnet18, stride-16/8) feature extractor.
 
     Args:
         name: str. "resnet101", "resnet50" or "resnet18".
@@ -144,6 +145,9 @@ def build_backbone(name, weights=None, input_shape=(None, None, 3), width_multip
         input_shape: tuple (H, W, 3). Defaults to (None, None, 3): any size divisible by 32.
         width_multiplier: float. Channel multiplier of "resnet18" (must be 1.0 for the others).
             Defaults to 1.0.
+        output_stride: int. 32, or for "resnet18" also 16 or 8: the last stage(s) keep their
+            resolution (stride 1 instead of 2), which suits small CPU inputs (a 64 × 64 image
+            keeps 4 × 4 features instead of 2 × 2). Defaults to 32.
 
     Returns:
         a functional `keras.Model` mapping normalised images (B, H, W, 3) to features
@@ -166,6 +170,11 @@ def build_backbone(name, weights=None, input_shape=(None, None, 3), width_multip
             "`width_multiplier` only applies to backbone='resnet18'. "
             f"Received: backbone={name!r}, width_multiplier={width_multiplier}"
         )
+    if output_stride not in (32, 16, 8) or (name != "resnet18" and output_stride != 32):
+        raise ValueError(
+            "`output_stride` must be 32 (or 16 or 8 for backbone='resnet18'). "
+            f"Received: backbone={name!r}, output_stride={output_stride!r}"
+        )
     weights = check_weights_argument(weights)
     if name == "resnet18" and weights == "imagenet":
         raise ValueError(
@@ -176,7 +185,7 @@ def build_backbone(name, weights=None, input_shape=(None, None, 3), width_multip
     # Resolved before building, so a machine without network fails fast.
     path = fetch_imagenet_weights(name) if weights == "imagenet" else weights
     if name == "resnet18":
-        model = _resnet18(input_shape, width_multiplier)
+        model = _resnet18(input_shape, width_multiplier, output_stride)
     else:
         application = {"resnet50": keras.applications.ResNet50,
                        "resnet101": keras.applications.ResNet101}[name]
@@ -188,7 +197,7 @@ def build_backbone(name, weights=None, input_shape=(None, None, 3), width_multip
     return model
 
 
-def _resnet18(input_shape, width_multiplier):
+def _resnet18(input_shape, width_multiplier, output_stride=32):
     """Basic-block ResNet-18 (He et al. 2016), torchvision layout, BN as torch (eps 1e-5)."""
     widths = [max(1, int(round(w * width_multiplier))) for w in RESNET18_WIDTHS]
 
@@ -203,9 +212,11 @@ def _resnet18(input_shape, width_multiplier):
     x = conv(widths[0], 7, 2, "conv1")(inputs)
     x = layers.ReLU(name="conv1_relu")(bn("conv1_bn")(x))
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    # stages 2-4 halve the resolution; with output_stride 16 (8) the last one (two) do not
+    strided_stages = {32: (1, 2, 3), 16: (1, 2), 8: (1,)}[output_stride]
     for stage, filters in enumerate(widths):
         for block in range(2):
-            stride = 2 if (stage > 0 and block == 0) else 1
+            stride = 2 if (stage in strided_stages and block == 0) else 1
             prefix = f"stage{stage + 1}_block{block + 1}"
             shortcut = x
             if stride != 1 or x.shape[-1] != filters:

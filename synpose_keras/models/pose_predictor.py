@@ -49,6 +49,9 @@ class PosePredictor(keras.Model):
             backbone. Only used at construction: `keras.models.load_model` restores every
             weight from the archive and never re-reads (or downloads) these. Defaults to None.
         num_deconv_layers: int. Number of stride-2 deconvolutions (0-5). Defaults to 3.
+        output_stride: int. Backbone stride: 32 (every backbone), 16 or 8 (resnet18 only, for
+            small inputs). The heatmap stride is output_stride / 2**num_deconv_layers.
+            Defaults to 32.
         deconv_filters: int. Channels of each deconvolution. Defaults to 256.
         width_multiplier: float. Channel multiplier of the "resnet18" backbone (must stay 1.0
             for the Keras ResNets). Defaults to 1.0.
@@ -86,6 +89,7 @@ class PosePredictor(keras.Model):
         deconv_filters=256,
         width_multiplier=1.0,
         soft_argmax_beta=SOFT_ARGMAX_BETA,
+        output_stride=BACKBONE_STRIDE,
         **kwargs,
     ):
         if backbone not in BACKBONES:
@@ -96,16 +100,25 @@ class PosePredictor(keras.Model):
             raise ValueError(
                 f"`num_keypoints` must be a positive int. Received: num_keypoints={num_keypoints!r}"
             )
-        if (not isinstance(input_size, (int, np.integer)) or input_size < BACKBONE_STRIDE
-                or input_size % BACKBONE_STRIDE):
+        if output_stride not in (32, 16, 8):
             raise ValueError(
-                f"`input_size` must be a positive multiple of {BACKBONE_STRIDE}. "
-                f"Received: input_size={input_size!r}"
+                f"`output_stride` must be 32, 16 or 8. Received: output_stride={output_stride!r}"
+            )
+        if (not isinstance(input_size, (int, np.integer)) or input_size < output_stride
+                or input_size % output_stride):
+            raise ValueError(
+                f"`input_size` must be a positive multiple of the backbone stride "
+                f"{output_stride}. Received: input_size={input_size!r}"
             )
         if not isinstance(num_deconv_layers, (int, np.integer)) or not 0 <= num_deconv_layers <= 5:
             raise ValueError(
                 "`num_deconv_layers` must be an int in [0, 5]. "
                 f"Received: num_deconv_layers={num_deconv_layers!r}"
+            )
+        if output_stride < 2 ** num_deconv_layers:
+            raise ValueError(
+                "The heatmap stride output_stride / 2**num_deconv_layers must be >= 1. "
+                f"Received: output_stride={output_stride}, num_deconv_layers={num_deconv_layers}"
             )
         if not isinstance(deconv_filters, (int, np.integer)) or deconv_filters < 1:
             raise ValueError(
@@ -127,10 +140,12 @@ class PosePredictor(keras.Model):
         self.deconv_filters = int(deconv_filters)
         self.width_multiplier = float(width_multiplier)
         self.soft_argmax_beta = float(soft_argmax_beta)
+        self.output_stride = int(output_stride)
         self.normalization = BACKBONE_NORMALIZATION[backbone]
 
         self.backbone = build_backbone(
-            backbone, weights=backbone_weights, width_multiplier=width_multiplier
+            backbone, weights=backbone_weights, width_multiplier=width_multiplier,
+            output_stride=output_stride,
         )
         self.head_layers = []
         for i in range(self.num_deconv_layers):
@@ -163,7 +178,7 @@ class PosePredictor(keras.Model):
     @property
     def stride(self):
         """Input pixels per heatmap pixel (4 with 3 deconvolutions)."""
-        return BACKBONE_STRIDE // 2 ** self.num_deconv_layers
+        return self.output_stride // 2 ** self.num_deconv_layers
 
     @property
     def heatmap_size(self):
@@ -258,6 +273,7 @@ class PosePredictor(keras.Model):
             input_size=self.input_size,
             backbone_weights=self.backbone_weights,
             num_deconv_layers=self.num_deconv_layers,
+            output_stride=self.output_stride,
             deconv_filters=self.deconv_filters,
             width_multiplier=self.width_multiplier,
             soft_argmax_beta=self.soft_argmax_beta,

@@ -42,6 +42,9 @@ class ModelConfig:
         width_multiplier: float. Channel multiplier of "resnet18".
         deconv_filters: int. Channels of the SimpleBaseline deconvolution head.
         backbone_weights: optional str. None, "imagenet" or a path to a local weights file.
+        output_stride: int. Backbone stride (32; 16 or 8 for resnet18 on small inputs).
+        num_deconv_layers: int. SimpleBaseline deconvolutions (heatmap stride =
+            output_stride / 2**num_deconv_layers).
     """
 
     backbone: str = "resnet18"
@@ -49,10 +52,16 @@ class ModelConfig:
     width_multiplier: float = 0.25
     deconv_filters: int = 64
     backbone_weights: Optional[str] = None
+    output_stride: int = 32
+    num_deconv_layers: int = 3
+
+    @property
+    def heatmap_stride(self) -> int:
+        return self.output_stride // 2 ** self.num_deconv_layers
 
     @property
     def heatmap_size(self) -> int:
-        return self.input_size // 4
+        return self.input_size // self.heatmap_stride
 
 
 @dataclasses.dataclass
@@ -285,9 +294,10 @@ class TrainConfig:
         _check("adapt.pseudo", self.adapt.pseudo, PSEUDO_MODES)
         for stage in self.stages:
             _check("stages", stage, STAGES)
-        if self.model.input_size % 32:
+        if self.model.input_size % self.model.output_stride:
             raise ValueError(
-                "model.input_size must be a multiple of 32 (backbone stride). "
+                f"model.input_size must be a multiple of model.output_stride "
+                f"({self.model.output_stride}). "
                 f"Received: model.input_size={self.model.input_size}"
             )
         if self.adapt.pair_fallback not in (None, "affine"):

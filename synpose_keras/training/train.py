@@ -43,7 +43,8 @@ def build_predictor(config: TrainConfig) -> PosePredictor:
     return PosePredictor(num_keypoints=get_skeleton(config.task).num_keypoints,
                          backbone=m.backbone, input_size=m.input_size,
                          backbone_weights=m.backbone_weights,
-                         deconv_filters=m.deconv_filters,
+                         deconv_filters=m.deconv_filters, output_stride=m.output_stride,
+                         num_deconv_layers=m.num_deconv_layers,
                          width_multiplier=m.width_multiplier if m.backbone == "resnet18" else 1.0)
 
 

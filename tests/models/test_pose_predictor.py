@@ -286,3 +286,26 @@ def test_width_multiplier_only_for_resnet18():
     with pytest.raises(ValueError, match="Received: backbone='resnet50', width_multiplier=0.5"):
         build_backbone("resnet50", width_multiplier=0.5)
 
+
+
+def test_output_stride_16_keeps_a_larger_feature_map():
+    from synpose_keras.models import PosePredictor
+
+    model = PosePredictor(num_keypoints=5, backbone="resnet18", input_size=64,
+                          width_multiplier=0.125, deconv_filters=8, output_stride=16,
+                          num_deconv_layers=2)
+    assert model.stride == 4 and model.heatmap_size == 16
+    assert model.get_config()["output_stride"] == 16
+    out = model.predict(np.zeros((1, 64, 64, 3), np.uint8), verbose=0)
+    assert out.shape == (1, 16, 16, 5)
+    features = model.backbone(np.zeros((1, 64, 64, 3), np.float32))
+    assert tuple(features.shape[1:3]) == (4, 4)
+
+
+def test_output_stride_is_validated():
+    from synpose_keras.models import PosePredictor
+
+    with pytest.raises(ValueError, match="output_stride"):
+        PosePredictor(backbone="resnet50", output_stride=16, input_size=64)
+    with pytest.raises(ValueError, match="Received: output_stride=12"):
+        PosePredictor(output_stride=12, input_size=96)
