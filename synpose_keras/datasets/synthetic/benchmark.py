@@ -47,8 +47,9 @@ def generate_benchmark(
 ) -> dict:
     """Generates both domains of the synthetic benchmark into ``out_dir/source`` and ``out_dir/target``.
 
-    Deterministic: the same arguments give the same records (and the same shard bytes; only the
-    ``created`` time in ``meta.json`` differs). Re-running resumes an interrupted generation.
+    Deterministic: the same arguments give the same records, in any process (the shard bytes are
+    identical within a process; see ``datasets/synthetic.md`` for the feature order of
+    ``tf.train.Example`` across processes). Re-running resumes an interrupted generation.
 
     Args:
         out_dir: str. Output folder (local or a ``tf.io.gfile`` URL).
