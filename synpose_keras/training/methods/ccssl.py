@@ -202,7 +202,7 @@ def ccssl_dataset(config, source_dir, target_dir, epoch, temporal=True):
 
     Target elements: ``teacher_image`` (the un-augmented crop, the frame to label),
     ``neighbor_image`` (an adjacent frame of the same camera under the same crop),
-    ``has_neighbor``, ``student_image`` (a fully augmented copy of the teacher image), ``affine``
+    ``has_neighbor`` (float 1/0), ``student_image`` (a fully augmented copy of the teacher image), ``affine``
     (teacher -> student pixels) and ``teacher_index``. Without sequences, or with ``temporal``
     False, the neighbour is the image itself and ``has_neighbor`` is False.
     """
@@ -251,7 +251,7 @@ def ccssl_dataset(config, source_dir, target_dir, epoch, temporal=True):
                                      aug, size, flip=flip, flip_index=skeleton.flip_index,
                                      color=color)
             return {"teacher_image": pair["base_image"], "neighbor_image": pair["driving_image"],
-                    "has_neighbor": tf.logical_not(pair["is_affine"]),
+                    "has_neighbor": 1.0 - tf.cast(pair["is_affine"], tf.float32),
                     "student_image": view["image"], "affine": tf.cast(aug, tf.float32),
                     "teacher_index": flip_permutation(flip, skeleton.flip_index)}
 
@@ -263,7 +263,7 @@ def ccssl_dataset(config, source_dir, target_dir, epoch, temporal=True):
                                       seed=s + 1, crop_from_keypoints=False)
         tgt = views.map(lambda t: {
             "teacher_image": t["teacher_image"], "neighbor_image": t["teacher_image"],
-            "has_neighbor": tf.zeros_like(t["teacher_index"][:, 0], tf.bool),
+            "has_neighbor": tf.zeros_like(t["teacher_index"][:, 0], tf.float32),
             "student_image": t["student_image"], "affine": t["teacher_to_student"],
             "teacher_index": t["teacher_index"]})
 

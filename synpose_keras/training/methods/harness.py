@@ -46,6 +46,7 @@ def build_adapt_stage(method, config, student, teacher=None, style_net=None):
         stage.compile(optimizer=keras.optimizers.Adam(config.source_only.lr))
         stage.predictor(keras.ops.zeros((1, size, size, 3)))
         stage.optimizer.build(student.trainable_variables)
+        stage.built = True
         return stage
     if method == "regda":
         r = config.regda
