@@ -131,7 +131,7 @@ def serialize_record(record, image_format: str = "png", jpeg_quality: int = 95,
     if record.intrinsics is not None:
         feature[INTRINSICS] = _floats(record.intrinsics)
     example = tf.train.Example(features=tf.train.Features(feature=feature))
-    return example.SerializeToString()
+    return example.SerializeToString(deterministic=True)
 
 
 def feature_spec(has_3d: bool, num_keypoints: Optional[int] = None) -> dict:

@@ -327,8 +327,8 @@ class Trainer:
 
             shutil.copyfile(final, self._path("pose_predictor.keras.tmp"))
             os.replace(self._path("pose_predictor.keras.tmp"), self._path("pose_predictor.keras"))
-        result = {"task": self.config.task, "method": self.config.method, "target": target,
-                  "split": split, "rows": rows}
+        result = {"task": self.config.task, "method": self.config.method,
+                  "source": self.config.source, "target": target, "split": split, "rows": rows}
         _write_json(self._path("evaluation.json"), result)
         return result
 
