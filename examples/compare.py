@@ -120,8 +120,9 @@ def run_method(args, seed, method, timings):
     if not os.path.exists(run_dir):
         tmp = run_dir + ".copying"
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(base, tmp, ignore=shutil.ignore_patterns(
-            "evaluation.json", "pose_predictor.keras", "logs"))
+        top_level = {"evaluation.json", "pose_predictor.keras", "logs"}
+        shutil.copytree(base, tmp, ignore=lambda folder, names: (
+            [n for n in names if n in top_level] if os.path.samefile(folder, base) else []))
         config = load_config(os.path.join(tmp, "config.json"))
         fresh = base_config(args, seed, method)
         config.method = method

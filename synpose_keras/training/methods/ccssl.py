@@ -77,7 +77,8 @@ def transform_matrices(scale_noise, rotation_noise, size, scale_factor=0.25,
     tx = c - (a * c + b * c)
     ty = c - (d * c + e * c)
     zeros, ones = ops.zeros_like(a), ops.ones_like(a)
-    rows = [ops.stack([a, b, tx], -1), ops.stack([d, e, ty], -1), ops.stack([zeros, zeros, ones], -1)]
+    rows = [ops.stack([a, b, tx], -1), ops.stack([d, e, ty], -1),
+            ops.stack([zeros, zeros, ones], -1)]
     return ops.stack(rows, axis=-2)
 
 
@@ -202,8 +203,10 @@ def ccssl_dataset(config, source_dir, target_dir, epoch, temporal=True):
 
     Target elements: ``teacher_image`` (the un-augmented crop, the frame to label),
     ``neighbor_image`` (an adjacent frame of the same camera under the same crop),
-    ``has_neighbor`` (float 1/0), ``student_image`` (a fully augmented copy of the teacher image), ``affine``
-    (teacher -> student pixels) and ``teacher_index``. Without sequences, or with ``temporal``
+    ``has_neighbor`` (float 1/0), ``student_image`` (a fully augmented copy of the teacher
+    image), ``affine`` (teacher -> student pixels) and ``teacher_index``. The student view
+    resamples the cropped teacher image (two bilinear resamplings instead of the views
+    pipeline's one). Without sequences, or with ``temporal``
     False, the neighbour is the image itself and ``has_neighbor`` is False.
     """
     import tensorflow as tf
@@ -236,8 +239,8 @@ def ccssl_dataset(config, source_dir, target_dir, epoch, temporal=True):
     if temporal and sequences:
         records = load_records(target_dir, "train").map(
             lambda r: {**r, "sequence": tf.strings.join([r["sequence"], r["view"]], "/")})
-        pairs = pairs_pipeline(records, skeleton=skeleton, input_size=size, batch_size=a.target_batch_size,
-                               max_frame_gap=1, fallback=None, has_sequences=True, seed=s + 1,
+        pairs = pairs_pipeline(records, skeleton=skeleton, input_size=size,
+                               batch_size=a.target_batch_size, max_frame_gap=1, fallback=None, has_sequences=True, seed=s + 1,
                                crop_from_keypoints=False)
         student_config = AugmentConfig().resolve(skeleton)
         k = skeleton.num_keypoints

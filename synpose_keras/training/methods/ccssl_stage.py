@@ -73,7 +73,8 @@ class CCSSLStage(keras.Model):
                              f"Received: keep_start={keep_start}, keep_step={keep_step}, "
                              f"keep_max={keep_max}")
         if not 0.0 <= color_factor < 1.0:
-            raise ValueError(f"color_factor must be in [0, 1). Received: color_factor={color_factor}")
+            raise ValueError("color_factor must be in [0, 1). "
+                             f"Received: color_factor={color_factor}")
         self.student = student
         self.teacher = teacher
         self.gamma = float(gamma)
@@ -133,7 +134,8 @@ class CCSSLStage(keras.Model):
         for t in range(passes or 0):
             matrix = transform_matrices(draws["scale"][:, t], draws["rotation"][:, t], size,
                                         self.scale_factor, self.rotation_factor)
-            gains = 1.0 + self.color_factor * (2.0 * ops.cast(draws["gains"][:, t], "float32") - 1.0)
+            uniform = ops.cast(draws["gains"][:, t], "float32")
+            gains = 1.0 + self.color_factor * (2.0 * uniform - 1.0)
             changed = ops.clip(images * gains[:, None, None, :], 0.0, 255.0)
             heatmaps = self.teacher(warp_by(changed, matrix), training=False)
             maps.append(warp_back(heatmaps, matrix, stride))

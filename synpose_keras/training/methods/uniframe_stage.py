@@ -86,7 +86,8 @@ class UniFrameStage(keras.Model):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1]. Received: {name}={value}")
         if not 0.0 < mask_fraction <= 1.0:
-            raise ValueError(f"mask_fraction must be in (0, 1]. Received: mask_fraction={mask_fraction}")
+            raise ValueError("mask_fraction must be in (0, 1]. "
+                             f"Received: mask_fraction={mask_fraction}")
         self.student = student
         self.teacher = teacher
         self.style_net = style_net
@@ -129,7 +130,7 @@ class UniFrameStage(keras.Model):
         src_original = ops.cast(src["image"], "float32")
         teacher_view = ops.cast(tgt["teacher_image"], "float32")
         student_view = ops.cast(tgt["student_image"], "float32")
-        size = student_view.shape[1] if student_view.shape[1] is not None else ops.shape(student_view)[1]
+        size = student_view.shape[1]  # static: the pipelines produce fixed-size views
         src_images, teacher_in = src_original, teacher_view
         if self.style_net is not None:
             if self.source_restyle_prob > 0:
@@ -159,7 +160,8 @@ class UniFrameStage(keras.Model):
                 student_view, peaks, scores * inside, draws, prob=self.occlusion_prob,
                 threshold=self.occlusion_threshold,
                 half_size=occlusion_half_size(self.occlusion_size, int(size)))
-        changed = ops.cast(ops.any(ops.not_equal(occluded, student_view), axis=(1, 2, 3)), "float32")
+        changed = ops.any(ops.not_equal(occluded, student_view), axis=(1, 2, 3))
+        changed = ops.cast(changed, "float32")
 
         n_src = ops.shape(src_images)[0]
         variables = self.student.trainable_variables

@@ -47,7 +47,8 @@ def test_equivariance_warp_brings_a_transformed_prediction_back():
     # a perfectly equivariant "model": the heatmap of a transformed image is the transformed
     # heatmap. Warping it back must put the peak where the identity pass has it.
     stride, size = 4, 64
-    matrix = np.asarray(transform_matrices(np.array([0.8]), np.array([-1.0]), size))  # s=1.2, -30 deg
+    # scale 1.2, rotation -30 degrees
+    matrix = np.asarray(transform_matrices(np.array([0.8]), np.array([-1.0]), size))
     point_in = np.array([[36.0, 24.0]], np.float32)  # input pixels
     moved = (matrix[0] @ np.array([36.0, 24.0, 1.0]))[:2]
     transformed_map = _maps([moved / stride], h=16, k=1)
@@ -63,7 +64,8 @@ def test_equivariance_warp_brings_a_transformed_prediction_back():
 
 
 def test_transform_matrices_follow_ccssl_ranges():
-    m = np.asarray(transform_matrices(np.array([0.0, 10.0, -10.0]), np.array([0.0, 10.0, -10.0]), 64))
+    noise = np.array([0.0, 10.0, -10.0])
+    m = np.asarray(transform_matrices(noise, noise, 64))
     np.testing.assert_allclose(m[0], np.eye(3), atol=1e-6)
     scale = np.sqrt(np.linalg.det(m[:, :2, :2]))
     np.testing.assert_allclose(scale, [1.0, 1.25, 0.75], atol=1e-6)  # clipped to 1 +- 0.25
@@ -93,7 +95,8 @@ def test_temporal_rule_on_hand_built_cases():
 
 
 def test_curriculum_rises_like_ccssl():
-    assert [curriculum_fraction(r) for r in range(6)] == pytest.approx([0.2, 0.4, 0.6, 0.8, 0.8, 0.8])
+    fractions = [curriculum_fraction(r) for r in range(6)]
+    assert fractions == pytest.approx([0.2, 0.4, 0.6, 0.8, 0.8, 0.8])
 
 
 def _draws(n, passes, seed=0):

@@ -1,7 +1,6 @@
 """RegDA: ground-truth/ground-false maps, KL loss, warm-start layer, and which parts each step
 updates."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -97,7 +96,8 @@ def test_inverse_decay_schedule_follows_iterations():
     assert float(schedule(0)) == pytest.approx(0.1)
     assert float(schedule(1)) == pytest.approx(0.1)  # still iteration 0
     assert float(schedule(2000)) == pytest.approx(0.1 * (1 + 0.1) ** -0.75)
-    assert InverseDecaySchedule.from_config(schedule.get_config()).get_config() == schedule.get_config()
+    config = schedule.get_config()
+    assert InverseDecaySchedule.from_config(config).get_config() == config
     with pytest.raises(ValueError, match="steps_per_iteration"):
         InverseDecaySchedule(0.1, steps_per_iteration=0)
 

@@ -1,6 +1,5 @@
 """The method registry: stages, pre-training kind, building each adapt stage from a config."""
 
-import keras
 import numpy as np
 import pytest
 
@@ -49,9 +48,11 @@ def test_paper_preset_method_settings_follow_the_references():
     assert (paper.regda.margin, paper.regda.gl_max, paper.regda.lr,
             paper.regda.feature_lr_mult) == (4.0, 0.1, 0.1, 0.1)
     assert (paper.uniframe.mask_fraction, paper.uniframe.occlusion_prob,
-            paper.uniframe.occlusion_threshold, paper.uniframe.occlusion_size) == (0.5, 0.5, 0.9, 20)
+            paper.uniframe.occlusion_threshold,
+            paper.uniframe.occlusion_size) == (0.5, 0.5, 0.9, 20)
     assert paper.adapt.ema_decay == 0.999
-    assert (paper.ccssl.round_epochs, paper.ccssl.gamma, paper.ccssl.num_transforms) == (10, 10.0, 5)
+    ccssl = paper.ccssl
+    assert (ccssl.round_epochs, ccssl.gamma, ccssl.num_transforms) == (10, 10.0, 5)
     assert paper.source_only.lr_milestones == (5, 20)  # TLlib's 45 and 60 of 70, after 40
 
 

@@ -13,7 +13,7 @@ from synpose_keras.training.methods.uniframe import (
     occlusion_half_size,
     restyle,
 )
-from tests.training.stage_fixtures import K, SIZE, adapt_batch, predictor
+from tests.training.stage_fixtures import SIZE, adapt_batch, predictor
 
 
 def _coded_image(n=1, size=32):
