@@ -33,6 +33,23 @@ import time
 import numpy as np
 
 METHOD_ORDER = ("source-only", "regda", "ccssl", "uniframe", "ours")
+
+#: The CPU comparison configuration, pinned so that every seed of a comparison trains the same
+#: models whatever the presets become: a quarter-width ResNet-18 on 64 px crops (16 x 16
+#: heatmaps), 4 x 100 pre-training iterations, 2 x 100 adaptation iterations for every method.
+#: ``--no-pin`` uses the preset as it is (e.g. ``--preset paper --no-pin`` on GPUs).
+CPU_COMPARISON = {
+    "model.input_size": 64, "model.width_multiplier": 0.25, "model.deconv_filters": 64,
+    "model.output_stride": 32, "model.num_deconv_layers": 3,
+    "style.steps": 300, "style.batch_size": 8, "style.lr": 1e-4, "style.width_multiplier": 0.25,
+    "pretrain.epochs": 4, "pretrain.iterations": 100, "pretrain.batch_size": 32,
+    "pretrain.lr": 1e-3,
+    "generator.epochs": 2, "generator.iterations": 100, "generator.batch_size": 16,
+    "lifter.epochs": 100, "lifter.batch_size": 256, "lifter.hidden_units": 256,
+    "adapt.epochs": 2, "adapt.iterations": 100, "adapt.batch_size": 16,
+    "adapt.target_batch_size": 16, "adapt.lr": 3e-4, "adapt.ema_decay": 0.99,
+    "adapt.lambda_rec": 0.01,
+}
 LABELS = {"source-only": "Source-only", "regda": "RegDA", "ccssl": "CC-SSL",
           "uniframe": "UniFrame", "ours": "Ours"}
 BASE_OF = {"source-only": "erm", "regda": "erm", "ccssl": "erm", "uniframe": "restyled",
@@ -49,6 +66,8 @@ def parse_args(argv=None):
     parser.add_argument("--out", default="runs/compare")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="Config override for every run, e.g. --set adapt.epochs=2.")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="Use the preset as it is instead of CPU_COMPARISON.")
     parser.add_argument("--doc", default=None, help="Write the Markdown report here.")
     parser.add_argument("--figure", default=None, help="Write the qualitative figure here.")
     parser.add_argument("--figure-images", type=int, default=6)
@@ -64,7 +83,8 @@ def parse_args(argv=None):
 def base_config(args, seed, method):
     from synpose_keras.training.configs import apply_overrides, get_preset
 
-    overrides = {"task": args.task, "seed": seed, "method": method}
+    overrides = dict(CPU_COMPARISON) if args.pin else {}
+    overrides.update({"task": args.task, "seed": seed, "method": method})
     for item in args.overrides:
         key, value = item.split("=", 1)
         overrides[key.strip()] = value.strip()
@@ -260,7 +280,9 @@ def write_report(args, results, timings, config, target, path, figure):
         "",
         f"- Task: {args.task} (embedded synthetic benchmark, source -> target, target test split,"
         f" {next(iter(next(iter(results.values())).values()))['0.05']['count']} images).",
-        f"- Preset `{args.preset}` with overrides {args.overrides or 'none'}: backbone "
+        f"- Preset `{args.preset}`"
+        + (" with the pinned `CPU_COMPARISON` settings of `examples/compare.py`" if args.pin
+           else "") + f" and overrides {args.overrides or 'none'}: backbone "
         f"{c.model.backbone} (width {c.model.width_multiplier}), input {c.model.input_size} -> "
         f"heatmaps {c.model.heatmap_size}; pre-training {c.pretrain.epochs} x "
         f"{c.pretrain.iterations} iterations (batch {c.pretrain.batch_size}); adaptation "
