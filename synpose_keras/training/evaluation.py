@@ -29,7 +29,6 @@ def evaluate_predictor(model, data_dir: str, split: str = "test", batch_size: in
         dict: ``table`` (column -> PCK in %), ``per_keypoint`` (K values in %, NaN where no
         valid sample), ``count`` (samples), ``data``, ``split``, ``threshold``.
     """
-    import tensorflow as tf
 
     from synpose_keras.datasets.pipeline import eval_pipeline
 
@@ -45,17 +44,16 @@ def evaluate_predictor(model, data_dir: str, split: str = "test", batch_size: in
                        batch_size=batch_size, split=split)
     if limit is not None:
         ds = ds.unbatch().take(limit).batch(batch_size)
-    forward = tf.function(lambda x: model(x, training=False))
     acc = PCKAccumulator(skeleton.num_keypoints, threshold=threshold, heatmap_size=heatmap_size)
     count = 0
     for batch in ds:
-        pred = forward(batch["image"])
+        pred = model.predict_on_batch(batch["image"])  # Keras caches the traced function
         if pred.shape[-1] != skeleton.num_keypoints:
             raise ValueError(
                 f"The model predicts {pred.shape[-1]} keypoints but {data_dir} uses "
                 f"{skeleton.name} ({skeleton.num_keypoints} keypoints)."
             )
-        acc.add_heatmaps(pred.numpy(), batch["heatmaps"].numpy(), batch["weights"].numpy())
+        acc.add_heatmaps(np.asarray(pred), batch["heatmaps"].numpy(), batch["weights"].numpy())
         count += int(batch["image"].shape[0])
     per_kp = acc.result()
     return {
