@@ -73,6 +73,8 @@ def parse_args(argv=None):
     parser.add_argument("--figure-images", type=int, default=6)
     parser.add_argument("--machine", default=None, help="Machine description for the report.")
     parser.add_argument("--date", default=None, help="Date for the report (default: today).")
+    parser.add_argument("--note", default=None,
+                        help="A paragraph for the report (e.g. what could not be run).")
     parser.add_argument("--report-only", action="store_true",
                         help="Only rebuild the report and figure from finished runs.")
     parser.add_argument("--quiet", action="store_true")
@@ -294,6 +296,10 @@ def write_report(args, results, timings, config, target, path, figure):
         "- Seeds per method: " + ", ".join(f"{LABELS[m]} {seeds_done[m]}" for m in methods) + ".",
         "- Model reported: the last epoch (no best-checkpoint selection on the test split).",
         "",
+    ]
+    if args.note:
+        lines += [f"**Note.** {args.note}", ""]
+    lines += [
         "## PCK@0.05 (the protocol), mean ± std over seeds",
         "",
         markdown_table(summarize(results, skeleton, methods, "0.05"), methods, columns),

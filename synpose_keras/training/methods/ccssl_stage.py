@@ -62,6 +62,20 @@ class CCSSLStage(keras.Model):
         motion_px: float. At a 256-pixel input (scaled). Defaults to 15.
 
     Shapes: B batch, S input side, K keypoints.
+
+    Example:
+
+    ```python
+    from synpose_keras.training.methods import CCSSLStage
+    from synpose_keras.training.methods.ccssl import ccssl_dataset
+    stage = CCSSLStage(student, teacher)
+    stage.compile(optimizer=keras.optimizers.RMSprop(2.5e-4, rho=0.99, epsilon=1e-8))
+    stage.build_all(256)
+    stage.initialize_teacher()
+    for round_index in range(3):
+        stage.fit(ccssl_dataset(config, source, target, round_index), steps_per_epoch=500)
+        stage.start_round(round_index + 1)
+    ```
     """
 
     def __init__(self, student, teacher, gamma=10.0, keep_start=0.2, keep_step=0.2, keep_max=0.8,

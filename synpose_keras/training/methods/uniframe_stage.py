@@ -74,6 +74,17 @@ class UniFrameStage(keras.Model):
         ema_decay: float. Defaults to 0.999.
 
     Shapes: B batch, S input side, K keypoints.
+
+    Example:
+
+    ```python
+    from synpose_keras.training.methods import UniFrameStage, adapt_dataset_fn
+    stage = UniFrameStage(student, teacher, style_net=style_net)
+    stage.compile(optimizer=keras.optimizers.Adam(1e-4))
+    stage.build_all(256)
+    stage.initialize_teacher()
+    stage.fit(adapt_dataset_fn("uniframe", config)(0), steps_per_epoch=500)
+    ```
     """
 
     def __init__(self, student, teacher, style_net=None, source_restyle_prob=0.5,
