@@ -295,7 +295,8 @@ class StageRunner:
             self.log(f"[{self.name}] epochs {first_epoch + 1}-{end_epoch} of {self.epochs}, "
                      f"{self.iterations} iterations each")
         self.model.fit(dataset, steps_per_epoch=steps, initial_epoch=first_epoch,
-                       epochs=end_epoch, callbacks=[callback, tensorboard], verbose=self.verbose)
+                       epochs=end_epoch, callbacks=[callback, tensorboard], verbose=self.verbose,
+                       shuffle=False)
         if callback.diverged is not None:
             epoch, bad_step = callback.diverged
             state = _read_json(self.state_path) or {}
