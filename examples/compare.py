@@ -51,7 +51,10 @@ CPU_COMPARISON = {
     "adapt.lambda_rec": 0.01,
 }
 LABELS = {"source-only": "Source-only", "regda": "RegDA", "ccssl": "CC-SSL",
-          "uniframe": "UniFrame", "ours": "Ours"}
+          "uniframe": "UniFrame", "ours": "Ours",
+          "pretrain:erm": "ERM pre-training (start of source-only, RegDA, CC-SSL)",
+          "pretrain:restyled": "Restyled pre-training (start of UniFrame, ours)"}
+PRETRAININGS = ("pretrain:erm", "pretrain:restyled")
 BASE_OF = {"source-only": "erm", "regda": "erm", "ccssl": "erm", "uniframe": "restyled",
            "ours": "restyled"}
 
@@ -227,12 +230,14 @@ def qualitative_figure(args, target, methods, seed, path, count):
     first = keras.models.load_model(os.path.join(args.out, f"seed{seed}", rows[0],
                                                  "pose_predictor.keras"))
     size, hm = first.input_size, first.heatmap_size
-    batch = next(iter(eval_pipeline(target, input_size=size, heatmap_size=hm, batch_size=count,
+    batch = next(iter(eval_pipeline(target, input_size=size, heatmap_size=hm, batch_size=512,
                                     split="test")))
-    images = batch["image"].numpy().astype(np.uint8)
-    gt, _ = decode_heatmaps(batch["heatmaps"])
+    # spread over the test split (neighbouring test images are frames of one sequence)
+    pick = np.linspace(0, len(batch["image"]) - 1, count).round().astype(int)
+    images = batch["image"].numpy()[pick].astype(np.uint8)
+    gt, _ = decode_heatmaps(batch["heatmaps"].numpy()[pick])
     gt = np.asarray(gt) * (size / hm)
-    visible = batch["weights"].numpy()
+    visible = batch["weights"].numpy()[pick]
     scale = max(1, 192 // size)
 
     def big(image, keypoints, vis=None):
@@ -269,7 +274,9 @@ def write_report(args, results, timings, config, target, path, figure):
 
     skeleton = get_skeleton(args.task)
     methods = [m for m in METHOD_ORDER if m in results]
-    columns = list(next(iter(next(iter(results.values())).values()))["0.05"]["table"])
+    bases = [m for m in PRETRAININGS if m in results]
+    stored = next(iter(next(iter(results.values())).values()))["0.05"]["table"]
+    columns = [c for c in skeleton.columns if c in stored]
     seeds_done = {m: sorted(int(s) for s in results[m]) for m in methods}
     date = args.date or datetime.date.today().isoformat()
     machine = args.machine or "this machine"
@@ -312,17 +319,28 @@ def write_report(args, results, timings, config, target, path, figure):
         "",
         markdown_table(summarize(results, skeleton, methods, "0.2"), methods, columns),
         "",
+        "## The shared pre-trainings (before adaptation), mean ± std over seeds",
+        "",
+        "PCK@0.05:",
+        "",
+        markdown_table(summarize(results, skeleton, bases, "0.05"), bases, columns),
+        "",
+        "PCK@0.2:",
+        "",
+        markdown_table(summarize(results, skeleton, bases, "0.2"), bases, columns),
+        "",
     ]
     if figure:
         rel = os.path.relpath(figure, os.path.dirname(os.path.abspath(path)))
         lines += ["## Qualitative comparison", "",
                   f"![The same target test images, each method's keypoints]({rel})", "",
-                  f"Seed {min(args.seeds)}; the first {args.figure_images} target test images; "
-                  "the top row is the ground truth.", ""]
+                  f"Seed {min(args.seeds)}; {args.figure_images} target test images spread over "
+                  "the split; the top row is the ground truth.", ""]
     if timings:
         lines += ["## Wall-clock time of the runs", "",
                   "| run | minutes |", "|---|---|"]
-        lines += [f"| {k} | {v / 60:.1f} |" for k, v in sorted(timings.items())]
+        lines += [f"| {k} | {v / 60:.1f} |" for k, v in sorted(timings.items())
+                  if int(k.split("/")[0][4:]) in args.seeds]
         lines += ["", "The machine was shared with other jobs; times are indicative only.", ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
@@ -352,6 +370,14 @@ def main(argv=None):
             for method in args.methods:
                 run_dir = run_method(args, seed, method, timings)
                 results.setdefault(method, {})[str(seed)] = evaluate_run(run_dir, target)
+                save()
+    for seed in args.seeds:  # the shared pre-trainings, for reference
+        for kind in ("erm", "restyled"):
+            run_dir = os.path.join(args.out, f"seed{seed}", kind)
+            key = f"pretrain:{kind}"
+            if (os.path.exists(os.path.join(run_dir, "pose_predictor.keras"))
+                    and str(seed) not in results.get(key, {})):
+                results.setdefault(key, {})[str(seed)] = evaluate_run(run_dir, target)
                 save()
     figure = None
     if args.figure:
