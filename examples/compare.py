@@ -266,6 +266,9 @@ def qualitative_figure(args, target, methods, seed, path, count):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    from PIL import Image
+
+    Image.open(path).convert("RGB").quantize(colors=256).save(path, optimize=True)  # ~4x smaller
     return path
 
 
