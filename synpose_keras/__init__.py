@@ -13,3 +13,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+
+# Registers every network, layer, loss and metric with Keras, so that after `import synpose_keras`
+# a plain `keras.models.load_model(path)` reloads saved models without `custom_objects`.
+from synpose_keras import losses as _losses  # noqa: E402,F401
+from synpose_keras import metrics as _metrics  # noqa: E402,F401
+from synpose_keras import models as _models  # noqa: E402,F401

@@ -22,6 +22,7 @@ from synpose_keras.training.configs import STAGES, TrainConfig, load_config, sav
 from synpose_keras.training.evaluation import evaluate_predictor
 from synpose_keras.training.generator_stage import GeneratorStage
 from synpose_keras.training.lifter_fitting import fit_lifter
+from synpose_keras.training.methods import method_stages
 from synpose_keras.training.pretrain_stage import PretrainStage
 from synpose_keras.training.pseudo_label_analysis import PseudoLabelAnalysis
 from synpose_keras.training.runner import (
@@ -124,7 +125,7 @@ class Trainer:
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
         completed = self._state()["completed"]
         for stage in STAGES:
-            if stage not in self.config.stages:
+            if stage not in method_stages(self.config.method, self.config.stages):
                 continue
             if stage in completed:
                 self.log(f"[{stage}] already completed in {self.run_dir}; skipped")
