@@ -103,22 +103,35 @@ def summarize(results):
 
 
 def write_tables(results, task, seeds, out, preset, sets):
+    from synpose_keras.skeletons import get_skeleton
+
     summary = summarize(results)
-    first = next(iter(summary.values()))
-    columns = list(first)
+    columns = list(get_skeleton(task).columns)
     lines = [f"Task {task}, preset {preset}, overrides {sets or {}}, seeds {list(seeds)}; "
              "PCK@0.05 (%) on the target test split, mean ± std over seeds (n = runs).", "",
              "| variant | " + " | ".join(columns) + " | n |",
              "|---|" + "---|" * (len(columns) + 1)]
     for name, row in summary.items():
-        cells = [f"{m:.1f} ± {s:.1f}" if not math.isnan(s) else f"{m:.1f}"
-                 for m, s, _ in row.values()]
+        cells = [f"{row[c][0]:.1f} ± {row[c][1]:.1f}" if not math.isnan(row[c][1])
+                 else f"{row[c][0]:.1f}" for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {next(iter(row.values()))[2]} |")
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "ablation.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(out, "ablation.json"), "w") as f:
         json.dump({"results": results, "summary": summary}, f, indent=2)
+
+
+def rewrite(out):
+    """Rewrites OUT/ablation.md from OUT/ablation.json (e.g. after a partial run)."""
+    with open(os.path.join(out, "ablation.json")) as f:
+        data = json.load(f)
+    with open(os.path.join(out, "ablation.md")) as f:
+        header = f.readline()
+    task = "body" if "Task body" in header else "hand"
+    seeds = sorted({i for tables in data["results"].values() for i in range(len(tables))})
+    preset = header.split("preset ")[1].split(",")[0] if "preset " in header else "demo"
+    write_tables(data["results"], task, seeds, out, preset, None)
 
 
 def main():
@@ -129,7 +142,14 @@ def main():
     parser.add_argument("--preset", default="demo")
     parser.add_argument("--set", dest="sets", action="append", help="config override KEY=VALUE")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS))
+    parser.add_argument("--rewrite", action="store_true",
+                        help="only rewrite OUT/ablation.md from OUT/ablation.json")
     args = parser.parse_args()
+    if args.rewrite:
+        rewrite(args.out)
+        with open(os.path.join(args.out, "ablation.md")) as f:
+            print(f.read())
+        return
     run(args.task, args.seeds, args.out, args.preset, _parse_sets(args.sets), args.variants)
     with open(os.path.join(args.out, "ablation.md")) as f:
         print(f.read())
