@@ -22,6 +22,21 @@ One iteration (``AdaptStage.train_step``)::
 All student passes of an iteration (source, target student view, base, driving) run as one
 concatenated batch: one forward and one backward pass of the predictor per iteration.
 
+Under ``tf.distribute`` (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``) each replica runs
+this iteration on its slice of the global batch; every loss term is a per-replica mean scaled once
+by :func:`synpose_keras.losses.scaling.scale_loss_for_distribution`, so the summed gradients are
+those of the global batch. Two quantities are **per replica** by convention, as with UniFrame's
+per-GPU batches: ``M_2D`` keeps the most confident ``mask_fraction`` of *this replica's* keypoint
+instances, and the masked consistency losses are normalised by the number of instances selected
+on *this replica*. With N replicas the result equals the one-device run on the global batch only
+when both coincide (e.g. ``mask_fraction=1.0`` and the same number of selected instances on every
+replica); otherwise it is the mean of the replicas' masked losses. ``M_3D``, the Gaussian
+re-rendering and the reconstruction are per instance and do not depend on the split. The teacher's
+EMA update runs on every replica, on that replica's copy of each teacher weight
+(:func:`synpose_keras.training.mean_teacher.ema_update`). BatchNorm is not synchronised: batch
+statistics are per replica, and so are the moving statistics each replica's copy accumulates
+(a checkpoint or a saved model holds the first replica's).
+
 Batch format (a dict, as produced by :func:`synpose_keras.training.data.adapt_dataset`)::
 
     {"source": {"image": (Bs,S,S,3) [0,255], "heatmaps": (Bs,h,w,K), "weights": (Bs,K)},
@@ -55,9 +70,10 @@ from synpose_keras.pseudo_labels.masks import (
 )
 from synpose_keras.training.losses import heatmap_mse, make_reconstruction_loss, masked_heatmap_mse
 from synpose_keras.training.mean_teacher import copy_weights, ema_update
+from synpose_keras.training.stage_model import StageModel
 
 
-class AdaptStage(keras.Model):
+class AdaptStage(StageModel):
     """The adaptation stage as a Keras model whose ``fit`` runs the paper's iteration.
 
     Args:

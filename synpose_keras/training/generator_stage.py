@@ -9,15 +9,17 @@ Reference:
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from synpose_keras.losses.scaling import scale_loss_for_distribution
 from synpose_keras.models.reconstruction import reconstruct
 from synpose_keras.ops.warp import normalize_keypoints
 from synpose_keras.training.losses import make_reconstruction_loss
+from synpose_keras.training.stage_model import StageModel
 
 
-class GeneratorStage(keras.Model):
+class GeneratorStage(StageModel):
     """Trains W and G to generate the driving image from the base image and keypoints.
 
     Args:
@@ -38,6 +40,21 @@ class GeneratorStage(keras.Model):
         self.vgg_weights = vgg_weights
         self.reconstruction_loss = make_reconstruction_loss(vgg_weights)
         self.trackers = {"loss": keras.metrics.Mean(name="loss")}
+        if not (warping_module.built and generator.built):  # subclassed W and G build lazily
+            size = predictor.input_size
+            kp = np.zeros((1, predictor.num_keypoints, 2), np.float32)
+            reconstruct(warping_module, generator, np.zeros((1, size, size, 3), np.float32),
+                        kp, kp)
+        # holds built models only; under tf.distribute, fit must not try a symbolic build
+        self.built = True
+
+    def compile(self, optimizer, **kwargs):
+        super().compile(optimizer=optimizer, **kwargs)
+        if not self.optimizer.built:
+            self.optimizer.build(self._trained_variables())
+
+    def _trained_variables(self):
+        return self.warping_module.trainable_variables + self.generator.trainable_variables
 
     @property
     def metrics(self):
@@ -61,9 +78,7 @@ class GeneratorStage(keras.Model):
         with tf.GradientTape() as tape:
             generated, _ = reconstruct(self.warping_module, self.generator, base / 255.0,
                                        kp_base, kp_driving, training=True)
-            # read after the first call: subclassed W and G create their weights lazily
-            variables = (self.warping_module.trainable_variables
-                         + self.generator.trainable_variables)
+            variables = self._trained_variables()
             loss = self.reconstruction_loss(driving / 255.0, generated)
             scaled = scale_loss_for_distribution(loss)
         grads = tape.gradient(scaled, variables)

@@ -5,6 +5,15 @@ normalisation follows the student's data without ever running in training mode. 
 averages parameters and lets the teacher's BatchNorm keep statistics of its own; averaging the
 moving statistics is the closest equivalent that keeps the teacher purely in inference mode.)
 
+Under ``tf.distribute``, :func:`ema_update` is called inside the replicated train step (replica
+context). Keras weights are mirrored variables with aggregation NONE, which TensorFlow updates
+per replica there: each replica assigns its own copy, from its own copies of the teacher and the
+student. The optimizer keeps the student's trained weights identical on every replica, so the
+teacher's copies stay identical too (``tests/training/test_distributed_stages.py`` checks it);
+no cross-replica synchronisation (``merge_call``) is needed. Non-trainable student weights that a
+replica updates from its own batch (BatchNorm moving statistics) differ between replicas, and so
+do the teacher's averages of them.
+
 Reference:
     Tarvainen & Valpola, "Mean teachers are better role models", NeurIPS 2017; REFERENCE §3.
 """

@@ -12,11 +12,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from synpose_keras.losses.scaling import scale_loss_for_distribution
+from synpose_keras.losses.scaling import num_replicas_in_sync, scale_loss_for_distribution
 from synpose_keras.training.losses import heatmap_mse
+from synpose_keras.training.stage_model import StageModel
 
 
-class PretrainStage(keras.Model):
+class PretrainStage(StageModel):
     """Supervised source training with optional restyling.
 
     Args:
@@ -27,6 +28,10 @@ class PretrainStage(keras.Model):
 
     Batch format: ``{"source": {"image", "heatmaps", "weights"}, "style": (B,S,S,3)}``
     (``style`` target images are only needed with a style_net).
+
+    Under ``tf.distribute`` the random draws are those of the one-device run on the same global
+    batch: every replica draws the numbers of the whole global batch (its seed state is the same
+    on every replica) and keeps its own slice, so replicas do not repeat each other's draws.
     """
 
     def __init__(self, predictor, style_net=None, restyle_prob=0.5, seed=None, **kwargs):
@@ -38,6 +43,14 @@ class PretrainStage(keras.Model):
         self.restyle_prob = float(restyle_prob)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = {"loss": keras.metrics.Mean(name="loss")}
+        # holds built models only; under tf.distribute, fit must not try a symbolic build
+        self.built = True
+
+    def compile(self, optimizer, **kwargs):
+        super().compile(optimizer=optimizer, **kwargs)
+        # only the predictor is trained (else Keras would build it over the StyleNet's decoder)
+        if not self.optimizer.built:
+            self.optimizer.build(self.predictor.trainable_variables)
 
     @property
     def metrics(self):
@@ -46,11 +59,22 @@ class PretrainStage(keras.Model):
     def restyle(self, images, styles):
         """Restyles a random subset of ``images`` (probability restyle_prob, alpha ~ U(0,1))."""
         batch = ops.shape(images)[0]
-        draw = keras.random.uniform((batch,), seed=self.seed_generator)
-        alpha = keras.random.uniform((batch,), seed=self.seed_generator)
+        draw = self._uniform(batch)
+        alpha = self._uniform(batch)
         styled = self.style_net.stylize(images, styles[:batch], alpha)
         keep = ops.reshape(ops.cast(draw < self.restyle_prob, "float32"), (-1, 1, 1, 1))
         return keep * styled + (1.0 - keep) * images
+
+    def _uniform(self, batch):
+        """U(0, 1) per sample, this replica's slice of the draws for the global batch."""
+        replicas = num_replicas_in_sync()
+        if replicas == 1:
+            return keras.random.uniform((batch,), seed=self.seed_generator)
+        import tensorflow as tf
+
+        values = keras.random.uniform((batch * replicas,), seed=self.seed_generator)
+        start = tf.distribute.get_replica_context().replica_id_in_sync_group * batch
+        return ops.slice(values, (start,), (batch,))
 
     def train_step(self, data):
         import tensorflow as tf

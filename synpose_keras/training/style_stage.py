@@ -10,22 +10,29 @@ from __future__ import annotations
 
 import keras
 
-from synpose_keras.losses.scaling import scale_loss_for_distribution
+from synpose_keras.losses.scaling import num_replicas_in_sync
+from synpose_keras.training.stage_model import StageModel
 
 
-class StyleStage(keras.Model):
+class StyleStage(StageModel):
     """AdaIN decoder training: ``L = L_AdaIN(src -> tgt style) + L_AdaIN(tgt -> src style)``.
 
     Args:
         style_net: StyleNet. Its encoder is frozen; its decoder is trained.
 
     Batch format: ``{"source": (B,H,W,3) [0,255], "target": (B,H,W,3) [0,255]}``.
+
+    The AdaIN losses are mean-reduced ``keras.losses.Loss`` objects, which Keras already divides
+    by the number of replicas under ``tf.distribute``: they are differentiated as they are, and
+    multiplied back by the replica count for logging (``synpose_keras.losses.scaling``, rule 1).
     """
 
     def __init__(self, style_net, **kwargs):
         super().__init__(**kwargs)
         self.style_net = style_net
         self.trackers = {n: keras.metrics.Mean(name=n) for n in ("loss", "content", "style")}
+        # holds built models only; under tf.distribute, fit must not try a symbolic build
+        self.built = True
 
     @property
     def metrics(self):
@@ -39,11 +46,14 @@ class StyleStage(keras.Model):
         with tf.GradientTape() as tape:
             forward = self.style_net.compute_losses(source, target, training=True)
             backward = self.style_net.compute_losses(target, source, training=True)
+            # already scaled by 1/num_replicas inside the Keras losses: not scaled again
             loss = forward["loss"] + backward["loss"]
-            scaled = scale_loss_for_distribution(loss)
-        grads = tape.gradient(scaled, variables)
+        grads = tape.gradient(loss, variables)
         self.optimizer.apply_gradients(zip(grads, variables))
-        self.trackers["loss"].update_state(loss)
-        self.trackers["content"].update_state(forward["content_loss"] + backward["content_loss"])
-        self.trackers["style"].update_state(forward["style_loss"] + backward["style_loss"])
+        replicas = float(num_replicas_in_sync())  # log the per-replica mean, unscaled
+        self.trackers["loss"].update_state(loss * replicas)
+        self.trackers["content"].update_state(
+            (forward["content_loss"] + backward["content_loss"]) * replicas)
+        self.trackers["style"].update_state(
+            (forward["style_loss"] + backward["style_loss"]) * replicas)
         return {n: t.result() for n, t in self.trackers.items()}
