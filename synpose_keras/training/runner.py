@@ -91,6 +91,9 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
                 "strategy='multiworker' needs the TF_CONFIG environment variable describing the "
                 "cluster (see docs/scaling.md)."
             )
+        from synpose_keras.training.multiworker_fixes import install_multiworker_fixes
+
+        install_multiworker_fixes()
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise RunConfigError(f"Unknown strategy. Received: strategy={name!r}")
 
