@@ -1,0 +1,296 @@
+"""Issue item 3: the input pipeline, and the converters' throughput and peak memory.
+
+Part 1 - augmented training samples per second:
+
+- ours: ``source_pipeline`` on TFRecords (decode, protocol crop, one random affine + colour
+  jitter in one warp, heatmap targets; ``num_parallel_calls=AUTOTUNE``), batch 32;
+- the peers' loader (``benchmarks/peer_loader.py``): PIL + numpy per sample from the same JPEG
+  bytes written as files, in a ``torch.utils.data.DataLoader`` with one worker per core, batch 32.
+
+Both at 256² (heatmaps 64², stored images 320², like RHD) and at the demo size (64², heatmaps
+16², stored images 128², the embedded benchmark), interleaved on the same cores. Each repetition
+opens a fresh iterator, discards its first batch (start-up) and times the next ``--batches``.
+
+Part 2 (``--converters``) - ``convert`` throughput and peak resident memory (each conversion in a
+fresh process) for a dataset and one ten times its size, with the synthetic converter (renders
+on the fly) and the COCO converter (JPEG files + a JSON on disk).
+
+Targets: ours >= 2x the peer loader; conversion memory flat between the two sizes.
+
+Usage::
+
+    python benchmarks/data_pipeline.py [--reps 3] [--batches 6] [--converters]
+    python benchmarks/data_pipeline.py --convert-child synthetic 100 /tmp/out   # (internal)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
+
+_common.quiet_tensorflow()
+
+import numpy as np  # noqa: E402
+
+WORK = os.environ.get("SYNPOSE_BENCH_WORK", "/tmp/synpose-bench")
+
+
+# ------------------------------------------------------------------------------ datasets
+def synthetic_dataset(folder, image_size, count, seed=0):
+    """A converted synthetic source dataset (JPEG) of ``count`` train records, made once."""
+    if os.path.exists(os.path.join(folder, "meta.json")):
+        return folder
+    from synpose_keras.datasets.converters.synthetic import SyntheticConverter
+    from synpose_keras.datasets.writer import convert
+
+    convert(SyntheticConverter("", task="hand", domain="source", seed=seed, image_size=image_size,
+                               source_train=count, source_test=0),
+            folder, splits=["train"], progress=False)
+    return folder
+
+
+def dump_files(folder, files_dir):
+    """Writes the records' JPEG bytes as files (+ keypoints) for the peer loader."""
+    index = os.path.join(files_dir, "index.npz")
+    if os.path.exists(index):
+        d = np.load(index)
+        return list(d["paths"]), d["keypoints"], d["visible"]
+    from synpose_keras.datasets import load_records
+
+    os.makedirs(files_dir, exist_ok=True)
+    paths, kps, vis = [], [], []
+    for i, rec in enumerate(load_records(folder, "train", decode_image=False)):
+        path = os.path.join(files_dir, f"{i:06d}.jpg")
+        with open(path, "wb") as f:
+            f.write(rec["image"].numpy())
+        paths.append(path)
+        kps.append(rec["keypoints"].numpy())
+        vis.append(rec["visible"].numpy())
+    np.savez(index, paths=np.array(paths), keypoints=np.stack(kps), visible=np.stack(vis))
+    return paths, np.stack(kps), np.stack(vis)
+
+
+# ------------------------------------------------------------------------------ loaders
+def ours_factory(folder, input_size, heatmap_size, batch):
+    from synpose_keras.datasets.pipeline import source_pipeline
+
+    ds = source_pipeline(folder, input_size=input_size, heatmap_size=heatmap_size,
+                         batch_size=batch, seed=0)
+    return lambda: iter(ds)
+
+
+def fused_adjust_color(image, color):
+    """Proposed replacement of ``transforms.adjust_color`` (same values, ~2.5x fewer passes).
+
+    Brightness, contrast and saturation are all linear in the pixel values, and the original
+    clips only once at the end, so their composition is one 3x3 colour matrix and one offset:
+    ``out = clip(img @ M + t)``, with ``M = s c b I + (1 - s) c b w 1^T`` and
+    ``t = (1 - c) b mu (s + (1 - s) sum(w))`` where ``w`` are ``rgb_to_grayscale``'s weights and
+    ``mu`` the mean grey level of the image. One reduction and one matmul replace two
+    ``rgb_to_grayscale`` calls, a reduction and six full-image elementwise passes.
+    """
+    import tensorflow as tf
+
+    w = tf.constant([0.2989, 0.5870, 0.1140], tf.float32)
+    img = tf.cast(image, tf.float32)
+    b, c, s = color[0], color[1], color[2]
+    mu = tf.reduce_sum(tf.reduce_mean(img, axis=[0, 1]) * w)
+    m = s * c * b * tf.eye(3) + (1.0 - s) * c * b * w[:, None] * tf.ones([1, 3])
+    t = (1.0 - c) * b * mu * (s + (1.0 - s) * tf.reduce_sum(w))
+    return tf.clip_by_value(tf.tensordot(img, m, 1) + t, 0.0, 255.0)
+
+
+def ours_fused_factory(folder, input_size, heatmap_size, batch):
+    """``source_pipeline`` with ``fused_adjust_color`` (map functions are traced at build)."""
+    from synpose_keras.datasets.pipeline import transforms
+
+    original = transforms.adjust_color
+    transforms.adjust_color = fused_adjust_color
+    try:
+        return ours_factory(folder, input_size, heatmap_size, batch)
+    finally:
+        transforms.adjust_color = original
+
+
+def peer_factory(files, input_size, heatmap_size, batch, workers):
+    import torch
+
+    from peer_loader import PeerDataset
+
+    paths, kps, vis = files
+    dataset = PeerDataset(paths, kps, vis, input_size=input_size, heatmap_size=heatmap_size)
+    sampler = torch.utils.data.RandomSampler(dataset, replacement=True, num_samples=10 ** 7)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, sampler=sampler,
+                                         num_workers=workers, persistent_workers=workers > 0,
+                                         drop_last=True)
+    return lambda: iter(loader)
+
+
+def throughput(make_iter, batches, batch):
+    """Fresh iterator; first batch discarded; samples/s over the next ``batches``."""
+    it = make_iter()
+    next(it)
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        b = next(it)
+        _ = b["image"].shape
+    dt = time.perf_counter() - t0
+    del it
+    return batches * batch / dt
+
+
+def pipeline_benchmark(args):
+    import torch
+
+    torch.set_num_threads(1)
+    workers = os.cpu_count()
+    out = {}
+    for label, image_size, input_size, heatmap_size in (("256", 320, 256, 64),
+                                                         ("demo-64", 128, 64, 16)):
+        folder = synthetic_dataset(os.path.join(WORK, f"pipe-{image_size}"), image_size,
+                                   args.records)
+        files = dump_files(folder, os.path.join(WORK, f"pipe-{image_size}-files"))
+        loaders = {"ours": ours_factory(folder, input_size, heatmap_size, args.batch)}
+        if args.fused_colour:
+            loaders["ours_fused_colour"] = ours_fused_factory(folder, input_size, heatmap_size,
+                                                              args.batch)
+        loaders["peer"] = peer_factory(files, input_size, heatmap_size, args.batch, workers)
+        print(f"== {label}: stored {image_size}², input {input_size}², heatmaps {heatmap_size}²")
+        samples = {name: [] for name in loaders}
+
+        # interleave: throughput (samples/s), reported as time per 1000 samples for _common
+        def case(name, make):
+            def run():
+                samples[name].append(throughput(make, args.batches, args.batch))
+            return run
+
+        r = _common.interleave({name: case(name, make) for name, make in loaders.items()},
+                               args.reps, warmup=1, log=lambda *a: None)
+        res = {}
+        for name in samples:
+            v = samples[name][1:]  # drop the warm-up run
+            res[name] = {"samples_per_s": [round(x, 1) for x in v],
+                         "median": round(float(np.median(v)), 1), "max": round(max(v), 1)}
+            print(f"  {name}: {res[name]}")
+        for name in [n for n in loaders if n != "peer"]:
+            res[f"speedup_{name}_median"] = round(res[name]["median"] / res["peer"]["median"], 2)
+            res[f"speedup_{name}_max"] = round(res[name]["max"] / res["peer"]["max"], 2)
+            print(f"  speed-up {name}/peer: median {res[f'speedup_{name}_median']}, "
+                  f"best {res[f'speedup_{name}_max']}")
+        res["per_core_ours"] = round(res["ours"]["median"] / os.cpu_count(), 1)
+        res["loadavg"] = r["_loadavg"]
+        out[label] = res
+    return out
+
+
+# ------------------------------------------------------------------------------ converters
+def coco_fixture(folder, count, image_size=320, seed=0):
+    """COCO-17 JSON + ``count`` JPEG files (one person each)."""
+    if os.path.exists(os.path.join(folder, "annotations", "train.json")):
+        return folder
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.join(folder, "images"), exist_ok=True)
+    os.makedirs(os.path.join(folder, "annotations"), exist_ok=True)
+    base = rng.integers(0, 256, (image_size, image_size, 3), dtype=np.uint8)
+    from synpose_keras.datasets.converters.coco import COCO17_NAMES
+
+    images, anns = [], []
+    for i in range(count):
+        name = f"{i:07d}.jpg"
+        Image.fromarray(np.roll(base, i, axis=1)).save(os.path.join(folder, "images", name),
+                                                       quality=90)
+        pts = rng.uniform(0.25 * image_size, 0.75 * image_size, (17, 2))
+        kp = np.concatenate([pts, np.full((17, 1), 2.0)], 1).ravel().round(2).tolist()
+        images.append({"id": i, "file_name": name, "width": image_size, "height": image_size})
+        anns.append({"id": i, "image_id": i, "category_id": 1, "iscrowd": 0, "keypoints": kp,
+                     "num_keypoints": 17})
+    coco = {"images": images, "annotations": anns,
+            "categories": [{"id": 1, "name": "person", "keypoints": list(COCO17_NAMES)}]}
+    with open(os.path.join(folder, "annotations", "train.json"), "w") as f:
+        json.dump(coco, f)
+    return folder
+
+
+def convert_child(kind, count, out_dir):
+    """(child process) converts one dataset; prints throughput and peak RSS as JSON."""
+    import shutil
+
+    from synpose_keras.datasets.writer import convert
+
+    rss_before = _common.current_rss_mib()
+    if kind == "synthetic":
+        from synpose_keras.datasets.converters.synthetic import SyntheticConverter
+
+        conv = SyntheticConverter("", task="hand", domain="source", seed=0, image_size=128,
+                                  source_train=count, source_test=0)
+    else:
+        from synpose_keras.datasets.converters.coco import COCOConverter
+
+        src = coco_fixture(os.path.join(WORK, f"coco-{count}"), count)
+        conv = COCOConverter(src, task="body", train_json="annotations/train.json",
+                             test_json="", train_images="images")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    t0 = time.perf_counter()
+    meta = convert(conv, out_dir, splits=["train"], progress=False, crop=True)
+    dt = time.perf_counter() - t0
+    shutil.rmtree(out_dir, ignore_errors=True)
+    print(json.dumps({"kind": kind, "count": meta["counts"]["train"], "seconds": round(dt, 2),
+                      "items_per_s": round(meta["counts"]["train"] / dt, 1),
+                      "rss_before_convert_mib": round(rss_before, 1),
+                      "peak_rss_mib": round(_common.peak_rss_mib(), 1)}))
+
+
+def converter_benchmark(args):
+    out = {}
+    for kind in ("synthetic", "coco"):
+        rows = []
+        for count in (args.convert_small, 10 * args.convert_small):
+            if kind == "coco":  # the fixture is written outside the measured child
+                coco_fixture(os.path.join(WORK, f"coco-{count}"), count)
+            row = _common.run_child([os.path.abspath(__file__), "--convert-child", kind,
+                                     str(count), os.path.join(WORK, f"convert-{kind}-{count}")])
+            row["loadavg"] = _common.loadavg()
+            print(" ", row)
+            rows.append(row)
+        out[kind] = {"runs": rows,
+                     "peak_rss_growth_mib": round(rows[1]["peak_rss_mib"] - rows[0]["peak_rss_mib"], 1)}
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batches", type=int, default=6)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--converters", action="store_true")
+    parser.add_argument("--fused-colour", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time source_pipeline with the proposed fused colour jitter")
+    parser.add_argument("--no-pipeline", action="store_true")
+    parser.add_argument("--convert-small", type=int, default=100)
+    parser.add_argument("--convert-child", nargs=3, metavar=("KIND", "COUNT", "OUT"))
+    parser.add_argument("--out", default="data_pipeline")
+    args = parser.parse_args(argv)
+    if args.convert_child:
+        kind, count, out_dir = args.convert_child
+        return convert_child(kind, int(count), out_dir)
+    os.makedirs(WORK, exist_ok=True)
+    result = {"config": vars(args)}
+    if not args.no_pipeline:
+        result["pipeline"] = pipeline_benchmark(args)
+    if args.converters:
+        result["converters"] = converter_benchmark(args)
+    result["environment"] = _common.environment()
+    _common.write_result(args.out, result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Prints the key figures of ``benchmarks/results/*.json`` as markdown rows (for README.md).
+
+Ratios are given three ways: of the medians, of the minima, and the median of the per-repetition
+ratios (each repetition runs the compared cases back to back, so its ratio is the least
+affected by load drift on a shared machine).
+
+Usage::
+
+    python benchmarks/summarize.py
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import statistics
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def load(name):
+    path = os.path.join(HERE, "results", f"{name}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def per_rep(a, b):
+    return round(statistics.median(x / y for x, y in zip(a["times"], b["times"])), 3)
+
+
+def env_line(d):
+    e = d["environment"]
+    return f"{e['date']}, load {e['loadavg_start'][0]}-{e.get('loadavg_end', ['?'])[0]}, `{e['command']}`"
+
+
+def pose_step():
+    d = load("pose_step")
+    if not d:
+        return
+    print(f"\n### pose_step ({env_line(d)})")
+    print("| precision | mode | ours median / min (s) | PyTorch median / min (s) | "
+          "ratio of medians | ratio of minima | median per-rep ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for p, run in d["runs"].items():
+        for mode in ("train", "infer"):
+            if mode not in run:
+                continue
+            r = run[mode]
+            print(f"| {p} | {mode} | {r['ours']['median']} / {r['ours']['min']} | "
+                  f"{r['pytorch']['median']} / {r['pytorch']['min']} | "
+                  f"{r['ratio_ours_over_pytorch']['median']} | {r['ratio_ours_over_pytorch']['min']} | "
+                  f"{per_rep(r['ours'], r['pytorch'])} |")
+
+
+def adapt():
+    for path in sorted(glob.glob(os.path.join(HERE, "results", "adapt_iteration_*.json"))):
+        d = load(os.path.basename(path)[:-5])
+        r = d["timing"]
+        print(f"\n### {os.path.basename(path)} ({env_line(d)})")
+        cases = [k for k, v in r.items() if isinstance(v, dict) and "times" in v]
+        print("| case | times (s) | median |")
+        print("|---|---|---|")
+        for k in cases:
+            print(f"| {k} | {r[k]['times']} | {r[k]['median']} |")
+        keys = [k for k in r if k.startswith(("ratio", "necessary", "library_over"))]
+        for k in keys:
+            print(f"- {k}: {r[k]}")
+        if "fit" in d:
+            print(f"- fit: {d['fit']}")
+        if "gradient_check" in d:
+            print(f"- gradient check: {d['gradient_check']}")
+
+
+def simple(name):
+    d = load(name)
+    if d:
+        print(f"\n### {name} ({env_line(d)})")
+        print("```")
+        print(json.dumps({k: v for k, v in d.items() if k not in ("environment",)}, indent=1)[:4000])
+        print("```")
+
+
+if __name__ == "__main__":
+    pose_step()
+    adapt()
+    for name in ("warp", "warp_check", "data_pipeline", "data_pipeline_pipeline", "inference",
+                 "memory", "fused_bn", "perceptual_loss"):
+        simple(name)
