@@ -7,8 +7,8 @@ Part 1 - augmented training samples per second:
 - the peers' loader (``benchmarks/peer_loader.py``): PIL + numpy per sample from the same JPEG
   bytes written as files, in a ``torch.utils.data.DataLoader`` with one worker per core, batch 32.
 
-Both at 256² (heatmaps 64², stored images 320², like RHD) and at the demo size (64², heatmaps
-16², stored images 128², the embedded benchmark), interleaved on the same cores. Each repetition
+Both at 256² (heatmaps 64², stored images 320², like RHD) and at the demo preset's size (128²,
+heatmaps 32², stored images 128², the embedded benchmark), interleaved on the same cores. Each repetition
 opens a fresh iterator, discards its first batch (start-up) and times the next ``--batches``.
 
 Part 2 (``--converters``) - ``convert`` throughput and peak resident memory (each conversion in a
@@ -151,8 +151,9 @@ def pipeline_benchmark(args):
     torch.set_num_threads(1)
     workers = os.cpu_count()
     out = {}
+    # the demo preset: 128 px crops, 32 x 32 heatmaps, from the embedded benchmark's 128 px images
     for label, image_size, input_size, heatmap_size in (("256", 320, 256, 64),
-                                                         ("demo-64", 128, 64, 16)):
+                                                         ("demo-128", 128, 128, 32)):
         folder = synthetic_dataset(os.path.join(WORK, f"pipe-{image_size}"), image_size,
                                    args.records)
         files = dump_files(folder, os.path.join(WORK, f"pipe-{image_size}-files"))

@@ -36,11 +36,11 @@ def env_line(d):
     return f"{e['date']}, load {e['loadavg_start'][0]}-{e.get('loadavg_end', ['?'])[0]}, `{e['command']}`"
 
 
-def pose_step():
-    d = load("pose_step")
+def pose_step(name="pose_step"):
+    d = load(name)
     if not d:
         return
-    print(f"\n### pose_step ({env_line(d)})")
+    print(f"\n### {name} ({env_line(d)})")
     print("| precision | mode | ours median / min (s) | PyTorch median / min (s) | "
           "ratio of medians | ratio of minima | median per-rep ratio |")
     print("|---|---|---|---|---|---|---|")
@@ -84,8 +84,11 @@ def simple(name):
 
 
 if __name__ == "__main__":
-    pose_step()
+    for name in ("pose_step", "pose_step_loaded", "pose_step_torch_contiguous"):
+        pose_step(name)
     adapt()
-    for name in ("warp", "warp_check", "data_pipeline", "data_pipeline_pipeline", "inference",
-                 "memory", "fused_bn", "perceptual_loss"):
+    for name in ("warp", "warp_check", "data_pipeline", "data_pipeline_pipeline", "data_pipeline_pipeline_loaded",
+                 "data_pipeline_pipeline_64px", "inference",
+                 "memory", "fused_bn", "fused_bn_loaded", "fused_bn_check", "perceptual_loss",
+                 "profile_pose_step_fp32", "profile_pose_step_fp32_fused_bn", "profile_pose_step_bf16"):
         simple(name)
