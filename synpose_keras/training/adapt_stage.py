@@ -20,7 +20,9 @@ One iteration (``AdaptStage.train_step``)::
   reaches the student through the keypoints. W and G keep training with their own optimizer.
 
 All student passes of an iteration (source, target student view, base, driving) run as one
-concatenated batch: one forward and one backward pass of the predictor per iteration.
+concatenated batch: one forward and one backward pass of the predictor per iteration. The
+same backward pass gives W and G their gradient (that of the total loss divided by
+``lambda_rec``), so the reconstruction loss, G and W are differentiated once per iteration.
 
 Under ``tf.distribute`` (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``) each replica runs
 this iteration on its slice of the global batch; every loss term is a per-replica mean scaled once
@@ -193,6 +195,15 @@ class AdaptStage(StageModel):
         return {k: ops.stop_gradient(v) for k, v in out.items()}
 
     # ------------------------------------------------------------------------ the iteration
+    def _one_backward(self):
+        """Whether one backward pass gives both the student's and W/G's gradients.
+
+        True when W and G are trained and ``lambda_rec != 0``: their gradient is then the total
+        loss's divided by ``lambda_rec``. Otherwise (``lambda_rec == 0``: the total does not
+        reach W and G) W/G take their own gradient of ``L_rec`` from a persistent tape.
+        """
+        return self.train_generator and self.lambda_rec != 0.0
+
     def train_step(self, data):
         import tensorflow as tf  # the stage runs on the TF engine (tf.distribute, tf.data)
 
@@ -231,7 +242,8 @@ class AdaptStage(StageModel):
 
         student_vars = self.student.trainable_variables
         gen_vars = self._generator_variables() if self.train_generator else []
-        with tf.GradientTape(persistent=bool(gen_vars)) as tape:
+        one_backward = self._one_backward()
+        with tf.GradientTape(persistent=bool(gen_vars) and not one_backward) as tape:
             heatmaps = self.student(ops.concatenate(parts, axis=0), training=True)
             hm_src = heatmaps[:n_src]
             hm_tgt = heatmaps[n_src:n_src + n_tgt]
@@ -251,13 +263,22 @@ class AdaptStage(StageModel):
                 loss_rec = self.reconstruction_loss(driving / 255.0, generated)
                 total = total + self.lambda_rec * loss_rec
             scaled = scale_loss_for_distribution(total)
-            gen_scaled = scale_loss_for_distribution(loss_rec) if gen_vars else None
-        grads = tape.gradient(scaled, student_vars)
+            gen_scaled = (scale_loss_for_distribution(loss_rec)
+                          if gen_vars and not one_backward else None)
+        if one_backward:
+            # Only lambda_rec * L_rec depends on W and G, so d total / d(W, G) =
+            # lambda_rec * d L_rec / d(W, G): one backward pass through the reconstruction loss,
+            # G and W gives both updates (both losses carry the same distribution scaling).
+            grads = tape.gradient(scaled, student_vars + gen_vars)
+            grads, gen_grads = grads[:len(student_vars)], grads[len(student_vars):]
+            gen_grads = [None if g is None else g / self.lambda_rec for g in gen_grads]
+        else:
+            grads = tape.gradient(scaled, student_vars)
+            gen_grads = tape.gradient(gen_scaled, gen_vars) if gen_vars else []
+            del tape
         self.optimizer.apply_gradients(zip(grads, student_vars))
         if gen_vars:
-            gen_grads = tape.gradient(gen_scaled, gen_vars)
             self.generator_optimizer.apply_gradients(zip(gen_grads, gen_vars))
-            del tape
         ema_update(self.teacher, self.student, self.ema_decay)
 
         values = {"loss": total, "source": loss_src, "pseudo_2d": loss_2d, "pseudo_3d": loss_3d,

@@ -72,3 +72,56 @@ def test_pseudo_labels_shapes_and_mask_fraction():
     labels = stage.pseudo_labels(adapt_batch(3)["target"]["teacher_image"])
     assert tuple(labels["keypoints_3d"].shape) == (2, 21, 2)
     assert float(np.mean(labels["mask_2d"])) == pytest.approx(0.5, abs=0.05)
+
+
+class _TwoBackwardAdaptStage(AdaptStage):
+    """The reference: d(total)/d(student) and d(L_rec)/d(W, G) as two separate gradients."""
+
+    def _one_backward(self):
+        return False
+
+
+def _sgd_stage(cls, lambda_rec):
+    keras.utils.set_random_seed(5)
+    warp, gen = warping_and_generator()
+    stage = cls(predictor(0), predictor(1), HAND21, lifter=lifter(), bone_ratios=bone_ratios(),
+                warping_module=warp, generator=gen, pseudo="integrated", rec=True,
+                lambda_rec=lambda_rec)
+    # plain SGD with lr 1: every update is minus the gradient
+    stage.compile(optimizer=keras.optimizers.SGD(1.0),
+                  generator_optimizer=keras.optimizers.SGD(1.0))
+    stage.build_all(SIZE)
+    stage.initialize_teacher()
+    return stage
+
+
+@pytest.mark.parametrize("lambda_rec", [0.5, 0.01])
+def test_one_backward_step_equals_two_separate_gradients(lambda_rec):
+    one, two = _sgd_stage(AdaptStage, lambda_rec), _sgd_stage(_TwoBackwardAdaptStage, lambda_rec)
+    assert one._one_backward() and not two._one_backward()
+    groups = {"student": lambda s: s.student.trainable_weights,
+              "wg": lambda s: s._generator_variables()}
+    before = {k: [np.array(w) for w in get(one)] for k, get in groups.items()}
+    for k, get in groups.items():
+        for b, w in zip(before[k], get(two)):
+            np.testing.assert_array_equal(b, np.array(w))
+    batch = adapt_batch(4)
+    logs_one, logs_two = one.train_step(batch), two.train_step(batch)
+    for name in ("loss", "rec", "source"):
+        assert float(logs_one[name]) == pytest.approx(float(logs_two[name]), rel=1e-6)
+    for k, get in groups.items():
+        updates_one = [np.array(w) - b for b, w in zip(before[k], get(one))]
+        updates_two = [np.array(w) - b for b, w in zip(before[k], get(two))]
+        largest = max(float(np.abs(u).max()) for u in updates_two)
+        assert largest > 0, k  # the reference moved this group
+        for u1, u2 in zip(updates_one, updates_two):
+            np.testing.assert_allclose(u1, u2, rtol=0, atol=1e-4 * largest)
+
+
+def test_without_reconstruction_weight_the_generator_takes_its_own_gradient():
+    stage = _sgd_stage(AdaptStage, 0.0)
+    assert not stage._one_backward()
+    before = [np.array(w) for w in stage._generator_variables()]
+    stage.train_step(adapt_batch(5))
+    assert any(not np.allclose(b, np.array(w))
+               for b, w in zip(before, stage._generator_variables()))
