@@ -141,15 +141,18 @@ class PerceptualPyramidLoss(keras.losses.Loss):
                 f"minimum of {_VGG_MIN_SIZE}; use larger images or fewer scales. "
                 f"Received: scales={self.scales}"
             )
-        batch = ops.shape(y_pred)[0]
-        both = ops.concatenate([y_pred, y_true], axis=0) * 255.0
-        both = ops.flip(both, axis=-1) - ops.convert_to_tensor(_CAFFE_MEAN_BGR)
-        features = self.vgg(both, training=False)
+        # VGG runs on pred (with gradient) and on the target (without) separately: with one
+        # concatenated batch the backward pass of every VGG layer would also run over the target
+        # half. VGG has no batch-dependent layer, so the features are the same either way.
+        mean = ops.convert_to_tensor(_CAFFE_MEAN_BGR)
+        pred = ops.flip(y_pred * 255.0, axis=-1) - mean
+        true = ops.stop_gradient(ops.flip(y_true * 255.0, axis=-1) - mean)
+        pred_features = self.vgg(pred, training=False)
+        true_features = self.vgg(true, training=False)
         total = 0.0
-        for weight, feature in zip(self.layer_weights, features):
-            feature = ops.cast(feature, "float32")
-            pred_f = feature[:batch]
-            true_f = ops.stop_gradient(feature[batch:])
+        for weight, pred_f, true_f in zip(self.layer_weights, pred_features, true_features):
+            pred_f = ops.cast(pred_f, "float32")
+            true_f = ops.stop_gradient(ops.cast(true_f, "float32"))
             total += weight * ops.mean(ops.abs(pred_f - true_f), axis=(1, 2, 3))
         return total
 

@@ -112,3 +112,43 @@ def test_vgg_weights_file_route(tmp_path):
     assert np.all(np.isfinite(tape.gradient(value, pred).numpy()))
     with pytest.raises(ValueError, match="smaller than VGG-19's minimum"):
         PerceptualPyramidLoss(scales=(1.0, 0.25), vgg_weights=str(path))(y, x)
+
+
+def _concatenated_vgg_term(loss, y_true, y_pred):
+    """The loss as first written: VGG once on concat([pred, true]), target features stopped."""
+    batch = y_pred.shape[0]
+    both = tf.concat([y_pred, y_true], axis=0) * 255.0
+    both = tf.reverse(both, axis=[-1]) - np.array([103.939, 116.779, 123.68], np.float32)
+    total = 0.0
+    for weight, feature in zip(loss.layer_weights, loss.vgg(both, training=False)):
+        total += weight * tf.reduce_mean(
+            tf.abs(feature[:batch] - tf.stop_gradient(feature[batch:])), axis=(1, 2, 3))
+    return total
+
+
+def test_vgg_term_value_and_gradient_equal_the_concatenated_formulation(tmp_path):
+    keras.utils.set_random_seed(1)
+    path = tmp_path / "vgg19_random.weights.h5"
+    keras.applications.VGG19(include_top=False, weights=None).save_weights(str(path))
+    loss = PerceptualPyramidLoss(scales=(1.0, 0.5), vgg_weights=str(path),
+                                 layer_weights=(1.0, 2.0, 3.0, 4.0, 5.0))
+    x, y = _images(3)
+    pred, true = tf.Variable(x), tf.Variable(y)
+
+    def both_ways():
+        with tf.GradientTape(persistent=True) as tape:
+            split = loss._vgg_term(true, pred)
+            joined = _concatenated_vgg_term(loss, true, pred)
+        grads = [tape.gradient(v, [pred, true]) for v in (split, joined)]
+        return split, joined, grads
+
+    for run in (both_ways, tf.function(both_ways)):
+        split, joined, ((g_pred, g_true), (r_pred, r_true)) = run()
+        assert split.shape == (2,) and float(tf.reduce_min(joined)) > 0
+        np.testing.assert_allclose(split.numpy(), joined.numpy(), rtol=1e-5)
+        scale = float(tf.reduce_max(tf.abs(r_pred)))
+        assert scale > 0
+        np.testing.assert_allclose(g_pred.numpy(), r_pred.numpy(), rtol=0, atol=1e-5 * scale)
+        # the target gets no gradient; the concatenated form backpropagated zeros through it
+        assert g_true is None
+        assert float(tf.reduce_max(tf.abs(r_true))) == 0.0
