@@ -125,15 +125,35 @@ def sample_augmentation(seed, input_size: int, config):
     return tf.cast(matrix, _F32), flip, color
 
 
+#: ``tf.image.rgb_to_grayscale``'s weights.
+_GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)
+
+
 def adjust_color(image, color):
-    """Brightness, contrast, saturation factors ``color (3,)`` on a float [0, 255] image."""
+    """Brightness, contrast, saturation factors ``color (3,)`` on a float [0, 255] image.
+
+    The three adjustments, applied in that order (brightness scales; contrast moves the pixels
+    towards or away from the mean grey level; saturation towards or away from each pixel's grey
+    level, ``tf.image.rgb_to_grayscale`` weights ``w``), are linear and clipped once at the end,
+    so they compose into one colour matrix and one offset, applied in one pass:
+    ``out = clip(img @ M + t, 0, 255)`` with ``M = s c b I + (1 - s) c b w 1^T`` and
+    ``t = (1 - c) b mu (s + (1 - s) sum(w))``, ``mu`` the image's mean grey level.
+
+    Args:
+        image: (H, W, 3) uint8 or float tensor in [0, 255].
+        color: (3,) float. Brightness ``b``, contrast ``c`` and saturation ``s`` factors.
+
+    Returns:
+        float32 (H, W, 3) image in [0, 255].
+    """
     img = tf.cast(image, _F32)
-    img = img * color[0]
-    mean = tf.reduce_mean(tf.image.rgb_to_grayscale(img))
-    img = (img - mean) * color[1] + mean
-    grey = tf.image.rgb_to_grayscale(img)
-    img = (img - grey) * color[2] + grey
-    return tf.clip_by_value(img, 0.0, 255.0)
+    color = tf.cast(color, _F32)
+    b, c, s = color[0], color[1], color[2]
+    w = tf.constant(_GREY_WEIGHTS, _F32)
+    mu = tf.reduce_sum(tf.reduce_mean(img, axis=[0, 1]) * w)
+    matrix = s * c * b * tf.eye(3, dtype=_F32) + (1.0 - s) * c * b * w[:, None] * tf.ones([1, 3])
+    offset = (1.0 - c) * b * mu * (s + (1.0 - s) * tf.reduce_sum(w))
+    return tf.clip_by_value(tf.tensordot(img, matrix, 1) + offset, 0.0, 255.0)
 
 
 def warp_image(image, matrix, output_size: int, color=None, antialias: bool = True):
