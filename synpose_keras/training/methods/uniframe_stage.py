@@ -147,11 +147,11 @@ class UniFrameStage(keras.Model):
             if self.source_restyle_prob > 0:
                 src_images = restyle(self.style_net, src_original, teacher_view,
                                      draws["source_restyle"], draws["source_alpha"],
-                                     self.source_restyle_prob)
+                                     self.source_restyle_prob, subset=not self.jit_compile)
             if self.teacher_restyle_prob > 0:
                 teacher_in = restyle(self.style_net, teacher_view, src_original,
                                      draws["teacher_restyle"], draws["teacher_alpha"],
-                                     self.teacher_restyle_prob)
+                                     self.teacher_restyle_prob, subset=not self.jit_compile)
 
         # ---- teacher labels in the student view
         peaks, scores = self.teacher_labels(teacher_in)

@@ -4,6 +4,7 @@ and the mean-teacher step."""
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from synpose_keras.pseudo_labels.masks import top_fraction_mask
 from synpose_keras.training.methods import UniFrameStage
@@ -142,8 +143,43 @@ def test_uniframe_step_restyles_with_the_style_net():
             return super().stylize(content, style, alpha)
 
     stage = _stage(style_net=Recording(), occlusion_prob=0.0)
-    logs = stage.train_step(_uniframe_batch(1))
-    assert calls == [(2, SIZE, SIZE, 3), (2, SIZE, SIZE, 3)]  # source and teacher input
+    batch = _uniframe_batch(1)
+    logs = stage.train_step(batch)
+    # source and teacher input; only the drawn images go through the StyleNet
+    drawn = [int(np.sum(batch["draws"][k] < 0.5)) for k in ("source_restyle", "teacher_restyle")]
+    assert calls == [(n, SIZE, SIZE, 3) for n in drawn]
     assert float(logs["occluded"]) == 0.0
     with pytest.raises(ValueError, match="mask_fraction"):
         UniFrameStage(predictor(0), predictor(1), mask_fraction=0.0)
+
+
+def _full_batch_restyle(style_net, images, styles, draw, alpha, prob):
+    """The first formulation: restyle every image, then keep the drawn ones."""
+    images = np.asarray(images, np.float32)
+    index = np.arange(len(images)) % len(styles)
+    styled = np.asarray(style_net.stylize(images, np.asarray(styles, np.float32)[index],
+                                          np.asarray(alpha, np.float32)))
+    keep = (np.asarray(draw) < prob).astype(np.float32)[:, None, None, None]
+    return keep * styled + (1.0 - keep) * images
+
+
+@pytest.mark.parametrize("draw", [[0.1, 0.9, 0.2, 0.7], [0.6, 0.9, 0.7, 0.8], [0.0, 0.1, 0.2, 0.3]],
+                         ids=["some", "none", "all"])
+def test_restyling_the_drawn_subset_equals_restyling_every_image(draw):
+    from synpose_keras.models import StyleNet
+
+    keras.utils.set_random_seed(0)
+    net = StyleNet(width_multiplier=0.125)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    styles = rng.uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    draw = np.array(draw, np.float32)
+    alpha = np.array([1.0, 0.5, 0.8, 0.3], np.float32)
+    expected = _full_batch_restyle(net, images, styles, draw, alpha, 0.5)
+    traced = tf.function(lambda d: restyle(net, images, styles, d, alpha, 0.5))
+    for out in (restyle(net, images, styles, draw, alpha, 0.5), traced(draw),
+                restyle(net, images, styles, draw, alpha, 0.5, subset=False)):
+        out = np.asarray(out)
+        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-3)
+        np.testing.assert_array_equal(out[draw >= 0.5], images[draw >= 0.5])  # kept as they are
+    assert (np.abs(expected - images).max(axis=(1, 2, 3)) > 1.0).tolist() == (draw < 0.5).tolist()
