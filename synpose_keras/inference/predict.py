@@ -32,6 +32,7 @@ from synpose_keras.inference.loading import (
     model_input_size,
     model_skeleton,
 )
+from synpose_keras.models.forward import forward_function
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 
@@ -129,7 +130,7 @@ def predict_arrays(model, images: Sequence[Image.Image], crop: bool = False,
 
 def _run(model, images, regions, size):
     batch = np.stack([render_region(im, c, s, size) for im, (c, s) in zip(images, regions)])
-    heatmaps = np.asarray(model.predict_on_batch(batch.astype(np.float32)))
+    heatmaps = np.asarray(forward_function(model)(batch.astype(np.float32)))
     kp_in, scores = _decode(heatmaps, size)
     kp = np.stack([to_original(k, c, s, size) for k, (c, s) in zip(kp_in, regions)])
     return kp, scores

@@ -13,6 +13,7 @@ from synpose_keras.models.backbones import (
     check_weights_argument,
     normalize_images,
 )
+from synpose_keras.models.forward import forward_function
 from synpose_keras.ops.heatmaps import SOFT_ARGMAX_BETA, HeatmapCodec
 
 BACKBONE_STRIDE = 32
@@ -246,9 +247,14 @@ class PosePredictor(keras.Model):
     def predict_keypoints(self, images, batch_size=None):
         """Keypoints of a batch of images with the PCK protocol's argmax decoding.
 
+        Inputs that fit one batch (N <= ``batch_size``) run through one cached traced forward
+        (`synpose_keras.models.forward.forward_function`) rather than `predict`, whose per-call
+        set-up costs about as much as a ResNet-101 forward of one image on a CPU.
+
         Args:
             images: array (N, H, W, 3), uint8 or float RGB in [0, 255].
-            batch_size: optional int. Forwarded to `predict`.
+            batch_size: optional int. Batch size of `predict` for larger inputs. Defaults to
+                None (32, as `predict`).
 
         Returns:
             tuple of numpy arrays: keypoints (N, K, 2) (x, y) in input pixels (heatmap argmax ×
@@ -260,7 +266,10 @@ class PosePredictor(keras.Model):
                 "`images` must have shape (N, H, W, 3). "
                 f"Received: images.shape={images.shape}"
             )
-        heatmaps = self.predict(images, batch_size=batch_size, verbose=0)
+        if len(images) <= (batch_size or 32):
+            heatmaps = np.asarray(forward_function(self)(images))
+        else:
+            heatmaps = self.predict(images, batch_size=batch_size, verbose=0)
         keypoints, scores = self._codec(images.shape).decode(heatmaps)
         return np.asarray(keypoints, "float32"), np.asarray(scores, "float32")
 

@@ -3,27 +3,14 @@ heatmaps, PCK@0.05 of the heatmap size, part groups of the skeleton (Table A lay
 
 from __future__ import annotations
 
-import weakref
 from typing import Optional
 
 import numpy as np
 
 from synpose_keras.datasets import read_meta
 from synpose_keras.metrics import PCKAccumulator, part_group_table
+from synpose_keras.models.forward import forward_function
 from synpose_keras.skeletons import get_skeleton
-
-
-_FORWARD = weakref.WeakKeyDictionary()
-
-
-def _forward(model):
-    """One traced inference function per model, run outside any tf.distribute strategy (Keras's
-    predict_on_batch would replicate the whole batch on every replica)."""
-    import tensorflow as tf
-
-    if model not in _FORWARD:
-        _FORWARD[model] = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    return _FORWARD[model]
 
 
 def evaluate_predictor(model, data_dir: str, split: str = "test", batch_size: int = 32,
@@ -61,7 +48,7 @@ def evaluate_predictor(model, data_dir: str, split: str = "test", batch_size: in
     acc = PCKAccumulator(skeleton.num_keypoints, threshold=threshold, heatmap_size=heatmap_size)
     count = 0
     for batch in ds:
-        pred = _forward(model)(batch["image"])
+        pred = forward_function(model)(batch["image"])
         if pred.shape[-1] != skeleton.num_keypoints:
             raise ValueError(
                 f"The model predicts {pred.shape[-1]} keypoints but {data_dir} uses "

@@ -10,6 +10,7 @@ from keras.src.legacy.saving import legacy_h5_format  # writes Keras's legacy .h
 
 from synpose_keras.models import PosePredictor
 from synpose_keras.models import backbones
+from synpose_keras.models.forward import forward_function
 from synpose_keras.models.backbones import (
     PretrainedWeightsUnavailableError,
     build_backbone,
@@ -140,6 +141,35 @@ def test_predict_keypoints_is_argmax_of_predict_times_stride(tiny):
             y, x = np.unravel_index(np.argmax(heatmaps[b, :, :, k]), (16, 16))
             assert tuple(keypoints[b, k]) == (4.0 * x, 4.0 * y)
             assert scores[b, k] == heatmaps[b, y, x, k]
+
+
+def test_predict_keypoints_of_one_batch_equals_predict(tiny):
+    images = _images(6, batch=3)
+    heatmaps = tiny.predict(images, verbose=0)
+    forward = forward_function(tiny)
+    assert forward_function(tiny) is forward  # traced once per model
+    np.testing.assert_allclose(np.asarray(forward(images)), heatmaps, rtol=1e-5, atol=1e-6)
+    keypoints, scores = tiny.predict_keypoints(images)  # 3 <= 32: the cached forward
+    by_predict = tiny.predict_keypoints(images, batch_size=2)  # 3 > 2: `predict`
+    np.testing.assert_array_equal(keypoints, by_predict[0])
+    np.testing.assert_allclose(scores, by_predict[1], rtol=1e-5, atol=1e-6)
+    assert keypoints.dtype == np.float32 and scores.shape == (3, K)
+
+
+def test_forward_function_does_not_keep_its_model_alive():
+    import gc
+    import weakref
+
+    from synpose_keras.models import forward as forward_module
+
+    model = PosePredictor(num_keypoints=K, backbone="resnet18", input_size=64,
+                          width_multiplier=0.125, deconv_filters=16)
+    forward_function(model)(np.zeros((1, 64, 64, 3), "float32"))
+    assert model in forward_module._FORWARD
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None
 
 
 def test_predict_keypoints_rejects_bad_shapes(tiny):
