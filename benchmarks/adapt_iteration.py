@@ -23,16 +23,18 @@ Timed, interleaved:
 
 ``necessary = student + teacher + wg + ema``; target ``iteration <= 1.15 x necessary``.
 
-``--fixed`` also times ``SingleBackwardAdaptStage`` (below): the same iteration with ONE
-backward pass through W and G (see benchmarks/README.md, "adapt: W and G backward twice"), and
-checks that its gradients equal the library's.
+``--two-backward`` also times ``two_backward_step`` (below): the iteration as it was written
+before finding F2 was applied (benchmarks/README.md), with a second backward pass through the
+reconstruction loss, G and W for W/G's own gradient. (The library kept that path for
+``lambda_rec == 0``; the benchmark only selects it. The perceptual loss is the library's in both,
+i.e. with F3 applied.)
 
 ``--fit`` also times the iteration through ``fit`` (one epoch of n steps) and reports the
 number of traces of the train function across two ``fit`` epochs (must be 1: no retracing).
 
 Usage::
 
-    python benchmarks/adapt_iteration.py [--batch 2] [--reps 3] [--fixed] [--fit]
+    python benchmarks/adapt_iteration.py [--batch 2] [--reps 3] [--two-backward] [--fit]
     python benchmarks/adapt_iteration.py --preset demo --batch 16     # the demo preset
 """
 
@@ -182,124 +184,22 @@ def part_functions(stage, data):
             "pseudo": blocking(pseudo_labels), "wg": blocking(wg_step), "ema": blocking(ema)}
 
 
-def single_backward_stage_class():
-    """``AdaptStage`` with the proposed fix: one backward pass through W and G per iteration.
+def two_backward_step(stage):
+    """``stage.train_step`` as written before F2 (two gradients from one persistent tape), traced.
 
-    The library's ``train_step`` takes two gradients from one persistent tape:
-    ``d(total)/d(student)`` and ``d(loss_rec)/d(W, G)``. Both backpropagate through the
-    generator, the warping module and the reconstruction loss (VGG-19 pyramid), so that part of
-    the graph is differentiated twice. Since ``total = L_src + lambda_pl (L_2D + L_3D) +
-    lambda_rec L_rec`` and only ``L_rec`` depends on W and G, ``d(L_rec)/d(W, G) =
-    d(total)/d(W, G) / lambda_rec``: one ``tape.gradient(total, student + W + G)`` gives both.
+    The library kept that path for ``lambda_rec == 0``; this selects it for the trace (Python
+    runs only while tracing) on the same stage object, so both steps share weights and optimizers.
     """
     import tensorflow as tf
-    from keras import ops
 
-    from synpose_keras.losses.scaling import scale_loss_for_distribution
-    from synpose_keras.models.reconstruction import reconstruct
-    from synpose_keras.ops.geometry import apply_affine
-    from synpose_keras.ops.heatmaps import encode_heatmaps
-    from synpose_keras.ops.warp import normalize_keypoints
-    from synpose_keras.pseudo_labels.masks import mask_overlap, strategy_masks
-    from synpose_keras.training.adapt_stage import AdaptStage
-    from synpose_keras.training.losses import heatmap_mse, masked_heatmap_mse
-    from synpose_keras.training.mean_teacher import ema_update
+    def step(data):
+        object.__setattr__(stage, "_one_backward", lambda: False)
+        try:
+            return type(stage).train_step(stage, data)
+        finally:
+            object.__delattr__(stage, "_one_backward")
 
-    class SingleBackwardAdaptStage(AdaptStage):
-        # --- a copy of AdaptStage.train_step; the lines marked FIX differ ---
-        def gradients(self, data, single_backward=True):
-            src, tgt = data["source"], data["target"]
-            pairs = data.get("pairs")
-            src_images = ops.cast(src["image"], "float32")
-            student_view = ops.cast(tgt["student_image"], "float32")
-            size = ops.shape(student_view)[1]
-            n_src = ops.shape(src_images)[0]
-            n_tgt = ops.shape(student_view)[0]
-            parts = [src_images, student_view]
-            base = ops.cast(pairs["base"], "float32")
-            driving = ops.cast(pairs["driving"], "float32")
-            n_pair = ops.shape(base)[0]
-            parts += [base, driving]
-            labels = self.pseudo_labels(ops.cast(tgt["teacher_image"], "float32"))
-            affine = ops.cast(tgt["affine"], "float32")
-            labels["keypoints_2d"] = apply_affine(affine, labels["keypoints_2d"])
-            labels["keypoints_3d"] = apply_affine(affine, labels["keypoints_3d"])
-            if "teacher_index" in tgt:
-                index = ops.cast(tgt["teacher_index"], "int32")
-                labels = {k: ops.take_along_axis(v, index if len(v.shape) == 2 else index[..., None],
-                                                 axis=1) for k, v in labels.items()}
-            hm_size = self.student.heatmap_size
-            ones = ops.ones_like(labels["scores"])
-            pl_2d, in_2d = encode_heatmaps(labels["keypoints_2d"], ones, size, hm_size)
-            pl_3d, in_3d = encode_heatmaps(labels["keypoints_3d"], ones, size, hm_size)
-            mask_2d, mask_3d = strategy_masks(self.pseudo, labels["mask_2d"], labels["mask_3d"],
-                                              self.combined)
-            mask_2d = mask_2d * in_2d
-            mask_3d = mask_3d * in_3d
-            overlap = mask_overlap(labels["mask_2d"], labels["mask_3d"])
-            student_vars = self.student.trainable_variables
-            gen_vars = self._generator_variables()
-            with tf.GradientTape(persistent=not single_backward) as tape:
-                heatmaps = self.student(ops.concatenate(parts, axis=0), training=True)
-                hm_src = heatmaps[:n_src]
-                hm_tgt = heatmaps[n_src:n_src + n_tgt]
-                loss_src = heatmap_mse(src["heatmaps"], hm_src, src["weights"])
-                loss_2d = masked_heatmap_mse(pl_2d, hm_tgt, mask_2d) if self.uses_2d else 0.0
-                loss_3d = masked_heatmap_mse(pl_3d, hm_tgt, mask_3d) if self.uses_3d else 0.0
-                total = loss_src + self.lambda_pl * (loss_2d + loss_3d)
-                hm_pair = heatmaps[n_src + n_tgt:]
-                kp = self.student.soft_keypoints(hm_pair, (None, size, size, 3))
-                kp = normalize_keypoints(kp, (size, size))
-                kp_base, kp_driving = kp[:n_pair], kp[n_pair:]
-                generated, _ = reconstruct(self.warping_module, self.generator, base / 255.0,
-                                           kp_base, kp_driving, training=True)
-                loss_rec = self.reconstruction_loss(driving / 255.0, generated)
-                total = total + self.lambda_rec * loss_rec
-                scaled = scale_loss_for_distribution(total)
-                gen_scaled = scale_loss_for_distribution(loss_rec)
-            if single_backward:  # FIX: one backward pass through G, W and the loss
-                grads = tape.gradient(scaled, student_vars + gen_vars)
-                grads, gen_grads = grads[:len(student_vars)], grads[len(student_vars):]
-                gen_grads = [g / self.lambda_rec for g in gen_grads]
-            else:  # the library's two passes
-                grads = tape.gradient(scaled, student_vars)
-                gen_grads = tape.gradient(gen_scaled, gen_vars)
-                del tape
-            values = {"loss": total, "source": loss_src, "pseudo_2d": loss_2d,
-                      "pseudo_3d": loss_3d, "rec": loss_rec, "overlap": overlap,
-                      "mask_2d": ops.mean(mask_2d), "mask_3d": ops.mean(mask_3d)}
-            return grads, gen_grads, values
-
-        def train_step(self, data):
-            if not (self.rec and self.train_generator and self.lambda_rec != 0):
-                return super().train_step(data)
-            grads, gen_grads, values = self.gradients(data, single_backward=True)
-            student_vars = self.student.trainable_variables
-            self.optimizer.apply_gradients(zip(grads, student_vars))
-            self.generator_optimizer.apply_gradients(zip(gen_grads, self._generator_variables()))
-            ema_update(self.teacher, self.student, self.ema_decay)
-            for name, value in values.items():
-                self.trackers[name].update_state(value)
-            return {name: t.result() for name, t in self.trackers.items()}
-
-    return SingleBackwardAdaptStage
-
-
-def check_single_backward(stage, data):
-    """Max |difference| between the two-pass and the one-pass gradients (student and W/G)."""
-    import tensorflow as tf
-
-    fn = tf.function(lambda d: (stage.gradients(d, False)[:2], stage.gradients(d, True)[:2]))
-    (s2, g2), (s1, g1) = fn(data)
-
-    def diff(a, b):
-        return max(float(tf.reduce_max(tf.abs(x - y))) for x, y in zip(a, b))
-
-    def scale(a):
-        return max(float(tf.reduce_max(tf.abs(x))) for x in a)
-
-    return {"student_max_abs_diff": diff(s2, s1), "student_max_abs": scale(s2),
-            "wg_max_abs_diff": diff(g2, g1), "wg_max_abs": scale(g2)}
+    return tf.function(step)
 
 
 def fit_timing(stage, data, steps):
@@ -416,7 +316,8 @@ def main(argv=None):
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--vgg", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--fixed", action="store_true")
+    parser.add_argument("--two-backward", action="store_true",
+                        help="also time the iteration as written before F2 (two W/G backwards)")
     parser.add_argument("--fit", type=int, default=0, help="also time N steps through fit")
     parser.add_argument("--lambda-rec", type=float, default=None,
                         help="override adapt.lambda_rec (the preset's is 1.0)")
@@ -443,8 +344,7 @@ def main(argv=None):
                            "restyled_images_per_iteration": 2 * args.batch}
     else:
         vgg = vgg_weights_file(tmp) if args.vgg else None
-        stage_class = single_backward_stage_class() if args.fixed else None
-        c, stage = build_stage(args.preset, args.batch, vgg, stage_class, overrides)
+        c, stage = build_stage(args.preset, args.batch, vgg, None, overrides)
         data = make_batch(c, args.batch, stage.skeleton.num_keypoints)
         parts = part_functions(stage, data)
         necessary = ["student", "teacher", "wg", "ema"]
@@ -452,16 +352,15 @@ def main(argv=None):
             "student_weights": int(stage.student.count_params()),
             "wg_weights": int(stage.warping_module.count_params() + stage.generator.count_params()),
             "student_images_per_iteration": 4 * args.batch}
-        if args.fixed:
-            result["gradient_check"] = check_single_backward(stage, data)
-            print("gradient check:", result["gradient_check"])
 
     step = tf.function(stage.train_step)
     cases = {"iteration": lambda: float(step(data)["loss"])}
-    if args.fixed and args.method == "ours":
-        step_lib = tf.function(lambda d: super(type(stage), stage).train_step(d))
-        cases["iteration_library"] = lambda: float(step_lib(data)["loss"])
-        result["note"] = "iteration = SingleBackwardAdaptStage; iteration_library = AdaptStage"
+    if args.two_backward and args.method == "ours":
+        # the same stage object, its train_step run with the pre-F2 two-backward path
+        step_two = two_backward_step(stage)
+        cases["iteration_two_backward"] = lambda: float(step_two(data)["loss"])
+        result["note"] = ("iteration = AdaptStage (library, F2 + F3); iteration_two_backward = "
+                          "the pre-F2 path (second W/G backward), F3 applied")
     if args.parts:
         cases.update(parts)
     else:
@@ -472,17 +371,21 @@ def main(argv=None):
         total = sum(r[p][stat] for p in necessary)
         r[f"necessary_{stat}"] = round(total, 4)
         r[f"ratio_{stat}"] = round(r["iteration"][stat] / total, 3)
-        if "iteration_library" in r:
-            r[f"ratio_library_{stat}"] = round(r["iteration_library"][stat] / total, 3)
+        if "iteration_two_backward" in r:
+            r[f"ratio_two_backward_{stat}"] = round(r["iteration_two_backward"][stat] / total, 3)
     if necessary:  # per repetition (the parts ran right after the iteration): robust to load drift
         per_rep = [r["iteration"]["times"][i] / sum(r[p]["times"][i] for p in necessary)
                    for i in range(args.reps)]
         r["ratio_per_rep"] = [round(v, 3) for v in per_rep]
         r["ratio_per_rep_median"] = round(float(np.median(per_rep)), 3)
-    if "iteration_library" in r:
-        r["library_over_fixed"] = _common.ratio(r, "iteration_library", "iteration")
-        r["library_over_fixed_per_rep"] = [
-            round(a / b, 3) for a, b in zip(r["iteration_library"]["times"], r["iteration"]["times"])]
+    if "iteration_two_backward" in r:
+        r["two_backward_over_library"] = _common.ratio(r, "iteration_two_backward", "iteration")
+        r["two_backward_over_library_per_rep"] = [
+            round(a / b, 3)
+            for a, b in zip(r["iteration_two_backward"]["times"], r["iteration"]["times"])]
+        per_rep = [r["iteration_two_backward"]["times"][i]
+                   / sum(r[p]["times"][i] for p in necessary) for i in range(args.reps)]
+        r["ratio_two_backward_per_rep"] = [round(v, 3) for v in per_rep]
     if args.method == "uniframe":  # restyling drawn with p = 0.5 per image: expected half
         for stat in ("median", "min"):
             expected = r[f"necessary_{stat}"] - 0.5 * r["restyle"][stat]
@@ -511,7 +414,7 @@ def main(argv=None):
     result["peak_rss_mib"] = round(_common.peak_rss_mib(), 1)
     result["environment"] = env
     name = args.out or (f"adapt_iteration_{args.method}_{args.preset}_b{args.batch}"
-                        + ("_fixed" if args.fixed else "")
+                        + ("_two_backward" if args.two_backward else "")
                         + (f"_lambda{args.lambda_rec:g}" if args.lambda_rec is not None else ""))
     _common.write_result(name, result)
 

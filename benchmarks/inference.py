@@ -5,6 +5,8 @@ saved as ``.keras`` and exported with ``synpose_keras.inference.export_model`` (
 ``synpose export``) as a SavedModel and a TFLite file. Timed, interleaved, fp32:
 
 - ``keras_predict``: ``model.predict(x)`` (what users call; includes its per-call set-up);
+- ``predict_keypoints``: ``PosePredictor.predict_keypoints(x)`` (heatmaps + argmax decoding;
+  since finding F7 it runs a cached traced forward for inputs of up to one batch of 32);
 - ``keras_call``: a ``tf.function`` of ``model(x, training=False)`` (the compiled forward alone);
 - ``saved_model``: ``tf.saved_model.load(path).serve(x)``;
 - ``tflite``: the ``.tflite`` through ``tf.lite.Interpreter`` with ``num_threads`` = the cores
@@ -101,6 +103,7 @@ def main(argv=None):
         lite_default = tflite_runner(exports["tflite"]["path"], batch, None)
         cases = {
             "keras_predict": lambda: model.predict(x, batch_size=batch, verbose=0),
+            "predict_keypoints": lambda: model.predict_keypoints(x),
             "keras_call": lambda: call(xt).numpy(),
             "saved_model": lambda: loaded.serve(xt)["heatmaps"].numpy(),
             "tflite": lambda: lite(x),

@@ -65,7 +65,7 @@ def adapt():
         print("|---|---|---|")
         for k in cases:
             print(f"| {k} | {r[k]['times']} | {r[k]['median']} |")
-        keys = [k for k in r if k.startswith(("ratio", "necessary", "library_over"))]
+        keys = [k for k in r if k.startswith(("ratio", "necessary", "library_over", "two_backward"))]
         for k in keys:
             print(f"- {k}: {r[k]}")
         if "fit" in d:
@@ -90,5 +90,6 @@ if __name__ == "__main__":
     for name in ("warp", "warp_check", "data_pipeline", "data_pipeline_pipeline", "data_pipeline_pipeline_loaded",
                  "data_pipeline_pipeline_64px", "inference",
                  "memory", "fused_bn", "fused_bn_loaded", "fused_bn_check", "perceptual_loss",
-                 "profile_pose_step_fp32", "profile_pose_step_fp32_fused_bn", "profile_pose_step_bf16"):
+                 "profile_pose_step_fp32", "profile_pose_step_fp32_fused_bn", "profile_pose_step_bf16",
+                 "data_pipeline_applied", "inference_applied", "perceptual_loss_applied"):
         simple(name)
