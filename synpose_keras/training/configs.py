@@ -77,6 +77,37 @@ class StyleConfig:
 
 
 @dataclasses.dataclass
+class AugmentSettings:
+    """Training augmentation of the source images and of the student's target view.
+
+    Defaults are UniFrame's (REFERENCE §3). The teacher's target view is never augmented.
+
+    Args:
+        rotation: optional float. Rotation range in degrees; None: 180 for hands, 60 for bodies.
+        shear: float. Shear range in degrees.
+        translate: float. Translation range as a fraction of the input size.
+        scale_min, scale_max: float. Zoom factor range (> 1 zooms in).
+        color_jitter: float. Brightness, contrast and saturation jitter.
+        flip_prob: optional float. Horizontal flip probability; None: 0 for hands, 0.5 for bodies.
+    """
+
+    rotation: Optional[float] = None
+    shear: float = 30.0
+    translate: float = 0.05
+    scale_min: float = 0.6
+    scale_max: float = 1.3
+    color_jitter: float = 0.25
+    flip_prob: Optional[float] = None
+
+    def to_augment_config(self):
+        from synpose_keras.datasets.pipeline import AugmentConfig
+
+        return AugmentConfig(rotation=self.rotation, shear=self.shear, translate=self.translate,
+                             scale=(self.scale_min, self.scale_max),
+                             color_jitter=self.color_jitter, flip_prob=self.flip_prob)
+
+
+@dataclasses.dataclass
 class PretrainConfig:
     """Source pre-training with restyling (stage ``pretrain``)."""
 
@@ -281,6 +312,7 @@ class TrainConfig:
     strategy: str = "default"
     mixed_precision: bool = False
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    augment: AugmentSettings = dataclasses.field(default_factory=AugmentSettings)
     style: StyleConfig = dataclasses.field(default_factory=StyleConfig)
     pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
     generator: GeneratorConfig = dataclasses.field(default_factory=GeneratorConfig)

@@ -27,7 +27,8 @@ def epoch_seed(seed: int, stage: str, epoch: int) -> int:
 
 def _source(config, data, batch, seed):
     return source_pipeline(data, input_size=config.model.input_size,
-                           heatmap_size=config.model.heatmap_size, batch_size=batch, seed=seed)
+                           heatmap_size=config.model.heatmap_size, batch_size=batch, seed=seed,
+                           augment=config.augment.to_augment_config())
 
 
 def _views(config, data, batch, seed, student_augment=None):
@@ -35,7 +36,8 @@ def _views(config, data, batch, seed, student_augment=None):
     # embedded benchmark's target labels are for analysis only.
     return target_views_pipeline(data, input_size=config.model.input_size, batch_size=batch,
                                  seed=seed, crop_from_keypoints=False,
-                                 student_augment=student_augment)
+                                 student_augment=(student_augment if student_augment is not None
+                                                  else config.augment.to_augment_config()))
 
 
 def _pairs(config, data, batch, seed):

@@ -213,7 +213,6 @@ def ccssl_dataset(config, source_dir, target_dir, epoch, temporal=True):
 
     from synpose_keras.datasets import load_records, read_meta
     from synpose_keras.datasets.pipeline import (
-        AugmentConfig,
         pairs_pipeline,
         source_pipeline,
         target_views_pipeline,
@@ -234,7 +233,8 @@ def ccssl_dataset(config, source_dir, target_dir, epoch, temporal=True):
     meta = read_meta(target_dir)
     skeleton = get_skeleton(meta["skeleton"])
     src = source_pipeline(source_dir, input_size=size, heatmap_size=config.model.heatmap_size,
-                          batch_size=a.batch_size, seed=s)
+                          batch_size=a.batch_size, seed=s,
+                          augment=config.augment.to_augment_config())
     sequences = int(meta.get("num_sequences", {}).get("train", 0)) > 0
     if temporal and sequences:
         records = load_records(target_dir, "train").map(
@@ -242,7 +242,7 @@ def ccssl_dataset(config, source_dir, target_dir, epoch, temporal=True):
         pairs = pairs_pipeline(records, skeleton=skeleton, input_size=size,
                                batch_size=a.target_batch_size, max_frame_gap=1, fallback=None, has_sequences=True, seed=s + 1,
                                crop_from_keypoints=False)
-        student_config = AugmentConfig().resolve(skeleton)
+        student_config = config.augment.to_augment_config().resolve(skeleton)
         k = skeleton.num_keypoints
 
         def student_view(index, pair):
@@ -263,7 +263,8 @@ def ccssl_dataset(config, source_dir, target_dir, epoch, temporal=True):
                .batch(a.target_batch_size, drop_remainder=True))
     else:
         views = target_views_pipeline(target_dir, input_size=size, batch_size=a.target_batch_size,
-                                      seed=s + 1, crop_from_keypoints=False)
+                                      seed=s + 1, crop_from_keypoints=False,
+                                      student_augment=config.augment.to_augment_config())
         tgt = views.map(lambda t: {
             "teacher_image": t["teacher_image"], "neighbor_image": t["teacher_image"],
             "has_neighbor": tf.zeros_like(t["teacher_index"][:, 0], tf.float32),
