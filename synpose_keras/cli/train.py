@@ -69,4 +69,6 @@ def train_command(
     if rows:
         typer.echo(f"\nPCK@0.05 on {result['target']} ({result['split']}):")
         typer.echo(format_table(rows, skeleton))
+    elif result.get("skipped"):
+        typer.echo(f"\nNot evaluated: {result['skipped']}.")
     typer.echo(f"\nModel: {out}/pose_predictor.keras   Results: {out}/evaluation.json")

@@ -7,6 +7,7 @@ Every variable is created inside ``strategy.scope()``.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Callable, Optional
 
@@ -296,10 +297,10 @@ class Trainer:
 
     def _eval_callback(self, predictor):
         """Per-epoch PCK (All column) on the labelled target test split, when there is one."""
-        split = "test" if "test" in self.meta["target"]["counts"] else None
+        split = "test" if _has_labelled_split(self.meta["target"], "test") else None
 
         def callback(epoch, logs):
-            if split is None or not self.meta["target"].get("labelled", True):
+            if split is None:
                 return {}
             result = evaluate_predictor(predictor, self.config.target, split,
                                         limit=self.config_eval_limit)
@@ -316,10 +317,22 @@ class Trainer:
         target = self.config.target
         rows = {}
         split = "test"
+        skipped = None
+        if not _has_labelled_split(self.meta["target"], split):
+            skipped = (f"the target {target} has no labelled '{split}' split (counts: "
+                       f"{self.meta['target']['counts']}); PCK needs target labels")
+            self.log(f"No evaluation: {skipped}. Evaluate later with `synpose evaluate "
+                     f"{self.run_dir} --data LABELLED_DIR`.")
         for stage, label in (("pretrain", "after pretrain"), ("adapt", "after adapt")):
             path = self._path(stage, "pose_predictor.keras")
-            if os.path.exists(path):
-                rows[label] = evaluate_predictor(_load(path), target, split)
+            if skipped is None and os.path.exists(path):
+                row = evaluate_predictor(_load(path), target, split)
+                if all(math.isnan(v) for v in row["per_keypoint"]):
+                    skipped = f"the '{split}' split of {target} has no labelled keypoint"
+                    self.log(f"No evaluation: {skipped}.")
+                    rows = {}
+                    continue
+                rows[label] = row
         final = self._path("adapt", "pose_predictor.keras")
         if not os.path.exists(final):
             final = self._path("pretrain", "pose_predictor.keras")
@@ -330,8 +343,18 @@ class Trainer:
             os.replace(self._path("pose_predictor.keras.tmp"), self._path("pose_predictor.keras"))
         result = {"task": self.config.task, "method": self.config.method,
                   "source": self.config.source, "target": target, "split": split, "rows": rows}
+        if skipped is not None:
+            result["skipped"] = skipped
         _write_json(self._path("evaluation.json"), result)
         return result
+
+
+def _has_labelled_split(meta: dict, split: str) -> bool:
+    """Whether a converted dataset has ``split`` with labels (unlabelled footage, e.g. the
+    ``frames`` converter, stores all-zero keypoints and says so in ``meta["labels"]``)."""
+    if split not in meta.get("counts", {}) or not meta["counts"][split]:
+        return False
+    return not str(meta.get("labels", "")).lower().startswith("none")
 
 
 def train(config: TrainConfig, run_dir: str, resume: bool = False, verbose: int = 1,
