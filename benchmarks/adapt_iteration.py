@@ -202,6 +202,27 @@ def two_backward_step(stage):
     return tf.function(step)
 
 
+def full_restyle_step(stage):
+    """UniFrame's ``train_step`` as written before F4 (every image restyled, the drawn ones kept).
+
+    Traced with ``restyle(..., subset=False)`` (the path the library keeps for XLA) on the same
+    stage object.
+    """
+    import tensorflow as tf
+
+    from synpose_keras.training.methods import uniframe_stage
+
+    def step(data):
+        original = uniframe_stage.restyle
+        uniframe_stage.restyle = lambda *a, **k: original(*a, **dict(k, subset=False))
+        try:
+            return type(stage).train_step(stage, data)
+        finally:
+            uniframe_stage.restyle = original
+
+    return tf.function(step)
+
+
 def fit_timing(stage, data, steps):
     """Per-step time through ``fit`` and the train function's trace count over two epochs."""
     import time
@@ -318,6 +339,9 @@ def main(argv=None):
     parser.add_argument("--vgg", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--two-backward", action="store_true",
                         help="also time the iteration as written before F2 (two W/G backwards)")
+    parser.add_argument("--full-restyle", action="store_true",
+                        help="uniframe: also time the iteration as written before F4 "
+                        "(every image restyled)")
     parser.add_argument("--fit", type=int, default=0, help="also time N steps through fit")
     parser.add_argument("--lambda-rec", type=float, default=None,
                         help="override adapt.lambda_rec (the preset's is 1.0)")
@@ -361,6 +385,14 @@ def main(argv=None):
         cases["iteration_two_backward"] = lambda: float(step_two(data)["loss"])
         result["note"] = ("iteration = AdaptStage (library, F2 + F3); iteration_two_backward = "
                           "the pre-F2 path (second W/G backward), F3 applied")
+    if args.full_restyle and args.method == "uniframe":
+        step_full = full_restyle_step(stage)
+        cases["iteration_full_restyle"] = lambda: float(step_full(data)["loss"])
+        drawn = {k: int(np.sum(np.asarray(data["draws"][k]) < p)) for k, p in (
+            ("source_restyle", stage.source_restyle_prob),
+            ("teacher_restyle", stage.teacher_restyle_prob))}
+        result["restyled_drawn"] = drawn
+        print("images drawn for restyling (of", args.batch, "each):", drawn)
     if args.parts:
         cases.update(parts)
     else:
@@ -378,14 +410,20 @@ def main(argv=None):
                    for i in range(args.reps)]
         r["ratio_per_rep"] = [round(v, 3) for v in per_rep]
         r["ratio_per_rep_median"] = round(float(np.median(per_rep)), 3)
+    if "iteration_full_restyle" in r:
+        r["full_restyle_over_library"] = _common.ratio(r, "iteration_full_restyle", "iteration")
+        r["full_restyle_over_library_per_rep"] = [
+            round(a / b, 3)
+            for a, b in zip(r["iteration_full_restyle"]["times"], r["iteration"]["times"])]
     if "iteration_two_backward" in r:
         r["two_backward_over_library"] = _common.ratio(r, "iteration_two_backward", "iteration")
         r["two_backward_over_library_per_rep"] = [
             round(a / b, 3)
             for a, b in zip(r["iteration_two_backward"]["times"], r["iteration"]["times"])]
-        per_rep = [r["iteration_two_backward"]["times"][i]
-                   / sum(r[p]["times"][i] for p in necessary) for i in range(args.reps)]
-        r["ratio_two_backward_per_rep"] = [round(v, 3) for v in per_rep]
+        if necessary:
+            per_rep = [r["iteration_two_backward"]["times"][i]
+                       / sum(r[p]["times"][i] for p in necessary) for i in range(args.reps)]
+            r["ratio_two_backward_per_rep"] = [round(v, 3) for v in per_rep]
     if args.method == "uniframe":  # restyling drawn with p = 0.5 per image: expected half
         for stat in ("median", "min"):
             expected = r[f"necessary_{stat}"] - 0.5 * r["restyle"][stat]

@@ -65,7 +65,8 @@ def adapt():
         print("|---|---|---|")
         for k in cases:
             print(f"| {k} | {r[k]['times']} | {r[k]['median']} |")
-        keys = [k for k in r if k.startswith(("ratio", "necessary", "library_over", "two_backward"))]
+        keys = [k for k in r if k.startswith(("ratio", "necessary", "library_over", "two_backward",
+                                              "full_restyle"))]
         for k in keys:
             print(f"- {k}: {r[k]}")
         if "fit" in d:
