@@ -78,6 +78,16 @@ def _save_model(model: keras.Model, path: str) -> None:
     os.replace(tmp, path)
 
 
+def _checkpoint_root_children(path: str) -> set:
+    """Names of the objects a ``tf.train.Checkpoint`` file holds at its root."""
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    reader = tf.train.load_checkpoint(path)
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    return {child.local_name for child in graph.nodes[0].children}
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """``default`` (one device), ``mirrored`` (all local GPUs, or CPUs), ``multiworker``
     (several machines, configured by the TF_CONFIG environment variable)."""
@@ -200,6 +210,26 @@ class _StageCallback(keras.callbacks.Callback):
 
 
 # =============================================================================== one stage
+class _StageVariables(tf.Module):
+    """Every variable of a stage model, by position in ``model.variables``, for its checkpoint.
+
+    Keras 3 on TensorFlow does not make every Keras object a dependency of a
+    ``tf.train.Checkpoint``: not the layers that a model keeps in Python lists
+    (``self.blocks = [...]``: the deconvolution head of PosePredictor, the hourglass blocks of
+    WarpingModule and Generator, ...), nor ``keras.random.SeedGenerator`` states. Their variables
+    are saved only when another path reaches them (an optimizer reaches the trained ones).
+    Without this list a checkpoint misses the BatchNorm statistics of those layers, every weight
+    of an untrained model in the same lists (the mean teacher's head) and the seed states, and
+    ``assert_consumed`` cannot notice, since the objects are not in the graph.
+    Positions are structural (not the process-dependent names ``pose_predictor_1/...``): the
+    same stage built by the same code lists its variables in the same order.
+    """
+
+    def __init__(self, model):
+        super().__init__(name=None)
+        self.every = list(model.variables)
+
+
 class StageRunner:
     """Runs one stage model for ``epochs`` x ``iterations`` with checkpoints and resume.
 
@@ -216,7 +246,12 @@ class StageRunner:
         verbose: int. Keras progress bar (1) or silent (0).
         extra_state: callable() -> JSON state saved with each checkpoint, and
             restore_state: callable(state) to restore it.
+
+    The checkpoint holds every variable of ``model`` (which must be built, its optimizers too)
+    and of the ``trackables``; see ``_StageVariables``.
     """
+
+    _VARIABLES_KEY = "model_variables"
 
     def __init__(self, name, run_dir, model, make_dataset, epochs, iterations, trackables=None,
                  on_epoch_end=None, lr_schedule=None, checkpoint_every=0, verbose=1,
@@ -238,6 +273,9 @@ class StageRunner:
         self.log = log
         objects = {"model": model, "optimizer": model.optimizer}
         objects.update(trackables or {})
+        # the model must be built: its variables now are the ones every checkpoint holds
+        self.stage_variables = _StageVariables(model)
+        objects[self._VARIABLES_KEY] = self.stage_variables
         self.checkpoint = tf.train.Checkpoint(**objects)
         self.state_path = os.path.join(self.dir, "progress.json")
         self.history_path = os.path.join(self.dir, "history.json")
@@ -245,6 +283,13 @@ class StageRunner:
     # ---------------------------------------------------------------------------- checkpoints
     def save(self, epoch: int, step: int) -> None:
         """Writes the checkpoint, then (atomically) the progress file that points to it."""
+        if len(self.model.variables) != len(self.stage_variables.every):
+            raise RuntimeError(
+                f"Stage '{self.name}': the stage model created variables after its StageRunner "
+                f"was built ({len(self.stage_variables.every)} then "
+                f"{len(self.model.variables)}); its checkpoint would miss them. Build every "
+                "weight (and the optimizers) before creating the runner."
+            )
         prefix = os.path.join(self.dir, f"ckpt-e{epoch:03d}-s{step:06d}")
         path = self.checkpoint.write(prefix)
         state = {"epoch": epoch, "step": step, "checkpoint": os.path.basename(path),
@@ -266,8 +311,18 @@ class StageRunner:
         state = _read_json(self.state_path)
         if state is None:
             return 0, 0
-        status = self.checkpoint.read(os.path.join(self.dir, state["checkpoint"]))
-        status.assert_existing_objects_matched()
+        path = os.path.join(self.dir, state["checkpoint"])
+        if self._VARIABLES_KEY not in _checkpoint_root_children(path):
+            raise RunConfigError(
+                f"The checkpoint {path} was written by an older synpose_keras that did not save "
+                f"every variable of the stage (BatchNorm statistics, the teacher's head); "
+                f"resuming from it would not continue the same run. Delete {self.dir} and "
+                f"rerun with --resume to restart stage '{self.name}' from its start."
+            )
+        status = self.checkpoint.read(path)
+        # every saved value has a live variable (an optimizer not built yet would silently drop
+        # its slots) and every live object got a value
+        status.assert_consumed()
         if self.restore_state is not None and "extra" in state:
             self.restore_state(state["extra"])
         self.log(f"[{self.name}] resumed from epoch {state['epoch'] + 1}, step {state['step']}")

@@ -34,6 +34,12 @@ class StyleStage(StageModel):
         # holds built models only; under tf.distribute, fit must not try a symbolic build
         self.built = True
 
+    def compile(self, optimizer, **kwargs):
+        super().compile(optimizer=optimizer, **kwargs)
+        # built now, so that a checkpoint restore before the first step finds its slots
+        if not self.optimizer.built:
+            self.optimizer.build(self.style_net.trainable_variables)
+
     @property
     def metrics(self):
         return list(self.trackers.values())

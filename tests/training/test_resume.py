@@ -37,10 +37,6 @@ def _weights(path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "Known bug (2026-11-24): after the stage-model changes for tf.distribute, a resumed adapt "
-    "run ends ~9% of the adaptation's weight movement away from the uninterrupted run (it "
-    "matched to 1e-5 before); some state is not restored. Open; see the session note."))
 def test_resume_mid_epoch_matches_uninterrupted_run(domains, tmp_path, monkeypatch):
     import tensorflow as tf
 
