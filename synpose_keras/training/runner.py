@@ -99,7 +99,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         if "TF_CONFIG" not in os.environ:
             raise RunConfigError(
                 "strategy='multiworker' needs the TF_CONFIG environment variable describing the "
-                "cluster (see docs/scaling.md)."
+                "cluster (see docs/training.md, 'Scaling out')."
             )
         from synpose_keras.training.multiworker_fixes import install_multiworker_fixes
 

@@ -74,17 +74,36 @@ class Trainer:
             # the saved run decides everything but which stages to run now
             saved.stages = config.stages
             config = saved
-        elif not resume and os.path.exists(os.path.join(self.run_dir, "state.json")):
-            raise RunConfigError(
-                f"{self.run_dir} already holds a run. Pass --resume to continue it, or choose "
-                "another --out."
-            )
         self.config = config.validate()
+        if config.strategy != "multiworker":  # a worker checks once it knows its folder
+            self._refuse_existing_run(resume)
         self.resume = resume
         self.verbose = verbose
         self.log = log
         self.checkpoint_every = checkpoint_every
         self.skeleton = get_skeleton(config.task)
+        os.makedirs(self.run_dir, exist_ok=True)
+
+    def _refuse_existing_run(self, resume: bool) -> None:
+        if not resume and os.path.exists(os.path.join(self.run_dir, "state.json")):
+            raise RunConfigError(
+                f"{self.run_dir} already holds a run. Pass --resume to continue it, or choose "
+                "another --out."
+            )
+
+    def _select_worker_folder(self) -> None:
+        """Under ``MultiWorkerMirroredStrategy`` only the chief writes RUN; every other worker
+        runs the same program into ``RUN/workers/worker-<index>`` (its checkpoints, needed to
+        resume that worker, and outputs identical to the chief's), so workers never overwrite
+        each other's files."""
+        from synpose_keras.training.multiworker_fixes import is_multi_worker
+
+        if is_multi_worker(self.strategy) and not self.strategy.extended.should_checkpoint:
+            index = self.strategy.cluster_resolver.task_id
+            self.run_dir = os.path.join(self.run_dir, "workers", f"worker-{index}")
+            self.log(f"Worker {index} (not the chief): writing to {self.run_dir}")
+        if self.config.strategy == "multiworker":
+            self._refuse_existing_run(self.resume)
         os.makedirs(self.run_dir, exist_ok=True)
 
     # ------------------------------------------------------------------------ data
@@ -117,11 +136,12 @@ class Trainer:
     def run(self) -> dict:
         import tensorflow as tf
 
+        self.strategy = make_strategy(self.config.strategy)
+        self._select_worker_folder()
         self.resolve_data()
         save_config(self.config, self._path("config.json"))
         if not os.path.exists(self.state_path):
             _write_json(self.state_path, {"completed": []})
-        self.strategy = make_strategy(self.config.strategy)
         if self.config.mixed_precision:
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
         completed = self._state()["completed"]

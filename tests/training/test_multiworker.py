@@ -2,23 +2,18 @@
 
 Two subprocesses, each with a TF_CONFIG naming a cluster of two workers on 127.0.0.1 (free ports
 picked by binding to port 0), run the same tiny training (the ``tiny`` preset, stage
-``pretrain``, which also fits the lifter) with ``strategy="multiworker"``, each into its own run
-folder: the Trainer does not yet single out a chief for writing, so two workers sharing one run
-folder would write the same files. Both processes must exit 0 within the time limit (a worker
-waiting for its peer at a collective would hang), both must log the same (all-reduced) loss, and
-the chief's run folder must hold the stage's outputs. Keras 3's ``fit`` needs
-:mod:`synpose_keras.training.multiworker_fixes` for this (installed by the stage models).
+``pretrain``, which also fits the lifter, with the per-epoch target PCK) with
+``strategy="multiworker"`` into the SAME run folder, as workers sharing a file system would:
+the chief (worker 0) writes RUN, the other worker writes ``RUN/workers/worker-1`` only. Both
+processes must exit 0 within the time limit (a worker waiting for its peer at a collective would
+hang), both must log the same (all-reduced) loss, and the chief's run folder must hold the
+stage's outputs. Keras 3's ``fit`` needs :mod:`synpose_keras.training.multiworker_fixes` for
+this (installed by the stage models).
 
 The tiny datasets have one TFRecord shard per split, fewer than the two workers: sharding by file
 would leave a worker without data. TensorFlow's AUTO policy shards the stage datasets by data
 (each worker keeps its part of every global batch, as the one-device run would split it); this
 test fails if that changes.
-
-Known limit, switched off in this test: the per-epoch PCK on the target test split
-(``evaluate_predictor``, called by ``Trainer._eval_callback`` inside the strategy scope) uses
-``predict_on_batch``, which under a strategy runs the whole batch on every replica and
-concatenates the results (2 x B predictions for B labels: "pred_heatmaps and gt_heatmaps must have
-the same shape"). The final evaluation, outside the scope, is kept.
 """
 
 import json
@@ -43,9 +38,6 @@ WORKER = textwrap.dedent(
 
     from synpose_keras.training.configs import get_preset
     from synpose_keras.training.train import Trainer
-
-    # the per-epoch evaluation is not strategy-aware yet (see the test module's docstring)
-    Trainer._eval_callback = lambda self, predictor: (lambda epoch, logs: {})
 
     config = get_preset("tiny")
     config.source, config.target = source, target
@@ -91,7 +83,7 @@ def test_two_workers_on_loopback_complete_the_pretrain_stage(tmp_path):
         log = open(tmp_path / f"worker{index}.log", "w")
         processes.append((subprocess.Popen(
             [sys.executable, str(script), str(tmp_path / "source"), str(tmp_path / "target"),
-             str(tmp_path / f"run{index}")],
+             str(tmp_path / "run")],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT), log))
     try:
         for process, _ in processes:
@@ -109,15 +101,20 @@ def test_two_workers_on_loopback_complete_the_pretrain_stage(tmp_path):
         assert process.returncode == 0, f"worker {index} (rc {process.returncode}):\n" + \
             logs[index][-6000:]
 
-    chief = tmp_path / "run0"
+    chief = tmp_path / "run"
+    worker = chief / "workers" / "worker-1"
     state = json.loads((chief / "state.json").read_text())
     assert state["completed"] == ["pretrain"]
     for path in ("config.json", "pretrain/pose_predictor.keras", "pretrain/lifter.keras",
                  "pretrain/history.json", "evaluation.json", "pose_predictor.keras"):
         assert (chief / path).exists(), path
+        assert (worker / path).exists(), path
+    assert not (chief / "workers" / "worker-0").exists()
+    assert "writing to" in logs[1] and "writing to" not in logs[0]
     history = json.loads((chief / "pretrain/history.json").read_text())
     assert len(history) == 1 and history[0]["loss"] > 0
-    other = json.loads((tmp_path / "run1" / "pretrain/history.json").read_text())
+    assert "target_pck_all" in history[0]  # the per-epoch evaluation runs under the strategy
+    other = json.loads((worker / "pretrain/history.json").read_text())
     assert other[0]["loss"] == pytest.approx(history[0]["loss"], rel=1e-6)
     for log in logs:
         assert json.loads(log.strip().splitlines()[-1]) == {"replicas": 2,
