@@ -286,11 +286,17 @@ def uniframe_batch(c, batch, k):
 
 
 def uniframe_parts(stage, data):
-    """UniFrame's unavoidable passes: student (2B images), teacher, restyling, EMA."""
+    """UniFrame's unavoidable passes: student (2B images), teacher, restyling, EMA.
+
+    Also (not in ``necessary``): the step's two ``restyle`` calls on the batch's draws as the
+    library runs them (``restyle_drawn``: the drawn images only, F4) and as before F4
+    (``restyle_all_then_select``: every image restyled, the drawn ones kept).
+    """
     import tensorflow as tf
 
     from synpose_keras.training.losses import heatmap_mse
     from synpose_keras.training.mean_teacher import ema_update
+    from synpose_keras.training.methods.uniframe import restyle
 
     student, teacher = stage.student, stage.teacher
     src, tgt = data["source"], data["target"]
@@ -322,11 +328,27 @@ def uniframe_parts(stage, data):
         ema_update(teacher, student, stage.ema_decay)
         return tf.constant(0.0)
 
+    draws = data["draws"]
+
+    def both_restylings(subset):  # the step's two restyle calls, with the batch's draws
+        @tf.function
+        def run():
+            a = restyle(stage.style_net, src["image"], tgt["teacher_image"],
+                        draws["source_restyle"], draws["source_alpha"],
+                        stage.source_restyle_prob, subset=subset)
+            b = restyle(stage.style_net, tgt["teacher_image"], src["image"],
+                        draws["teacher_restyle"], draws["teacher_alpha"],
+                        stage.teacher_restyle_prob, subset=subset)
+            return tf.reduce_sum(a) + tf.reduce_sum(b)
+        return run
+
     def blocking(fn):
         return lambda: float(fn())
 
     return {"student": blocking(student_step), "teacher": blocking(teacher_forward),
-            "restyle": blocking(restyle_all), "ema": blocking(ema)}
+            "restyle": blocking(restyle_all), "ema": blocking(ema),
+            "restyle_drawn": blocking(both_restylings(True)),
+            "restyle_all_then_select": blocking(both_restylings(False))}
 
 
 def main(argv=None):
@@ -424,6 +446,10 @@ def main(argv=None):
             per_rep = [r["iteration_two_backward"]["times"][i]
                        / sum(r[p]["times"][i] for p in necessary) for i in range(args.reps)]
             r["ratio_two_backward_per_rep"] = [round(v, 3) for v in per_rep]
+    if "restyle_drawn" in r:  # F4 in isolation: library restyle (drawn subset) vs before
+        r["restyle_all_then_select_over_drawn_per_rep"] = [
+            round(a / b, 3) for a, b in zip(r["restyle_all_then_select"]["times"],
+                                            r["restyle_drawn"]["times"])]
     if args.method == "uniframe":  # restyling drawn with p = 0.5 per image: expected half
         for stat in ("median", "min"):
             expected = r[f"necessary_{stat}"] - 0.5 * r["restyle"][stat]

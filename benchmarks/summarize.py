@@ -66,7 +66,7 @@ def adapt():
         for k in cases:
             print(f"| {k} | {r[k]['times']} | {r[k]['median']} |")
         keys = [k for k in r if k.startswith(("ratio", "necessary", "library_over", "two_backward",
-                                              "full_restyle"))]
+                                              "full_restyle", "restyle_all"))]
         for k in keys:
             print(f"- {k}: {r[k]}")
         if "fit" in d:
