@@ -19,7 +19,7 @@ Targets: ours >= 2x the peer loader; conversion memory flat between the two size
 
 Usage::
 
-    python benchmarks/data_pipeline.py [--reps 3] [--batches 6] [--converters]
+    python benchmarks/data_pipeline.py [--reps 3] [--batches 6] [--converters] [--batched]
     python benchmarks/data_pipeline.py --convert-child synthetic 100 /tmp/out   # (internal)
 """
 
@@ -111,6 +111,15 @@ def ours_sequential_factory(folder, input_size, heatmap_size, batch):
         transforms.adjust_color = original
 
 
+def ours_batched_factory(folder, input_size, heatmap_size, batch):
+    """The F6(1) prototype: small-op work per batch (``batched_pipeline.py``)."""
+    from batched_pipeline import batched_source_pipeline
+
+    ds = batched_source_pipeline(folder, input_size=input_size, heatmap_size=heatmap_size,
+                                 batch_size=batch, seed=0)
+    return lambda: iter(ds)
+
+
 def peer_factory(files, input_size, heatmap_size, batch, workers):
     import torch
 
@@ -154,6 +163,9 @@ def pipeline_benchmark(args):
         if args.sequential_colour:
             loaders["ours_sequential_colour"] = ours_sequential_factory(
                 folder, input_size, heatmap_size, args.batch)
+        if args.batched:
+            loaders["ours_batched"] = ours_batched_factory(folder, input_size, heatmap_size,
+                                                           args.batch)
         loaders["peer"] = peer_factory(files, input_size, heatmap_size, args.batch, workers)
         print(f"== {label}: stored {image_size}², input {input_size}², heatmaps {heatmap_size}²")
         samples = {name: [] for name in loaders}
@@ -181,6 +193,11 @@ def pipeline_benchmark(args):
             res[f"ours_over_{other}_per_rep"] = [
                 round(a / b, 3) for a, b in zip(res["ours"]["samples_per_s"],
                                                 res[other]["samples_per_s"])]
+        if args.batched:
+            res["ours_batched_over_ours_per_rep"] = [
+                round(a / b, 3) for a, b in zip(res["ours_batched"]["samples_per_s"],
+                                                res["ours"]["samples_per_s"])]
+            print(f"  ours_batched/ours per rep: {res['ours_batched_over_ours_per_rep']}")
         res["per_core_ours"] = round(res["ours"]["median"] / os.cpu_count(), 1)
         res["loadavg"] = r["_loadavg"]
         out[label] = res
@@ -273,6 +290,8 @@ def main(argv=None):
     parser.add_argument("--sequential-colour", action=argparse.BooleanOptionalAction,
                         default=True, help="also time source_pipeline with the colour jitter as "
                         "first written (before F5)")
+    parser.add_argument("--batched", action="store_true",
+                        help="also time the F6(1) prototype (benchmarks/batched_pipeline.py)")
     parser.add_argument("--no-pipeline", action="store_true")
     parser.add_argument("--convert-small", type=int, default=100)
     parser.add_argument("--convert-child", nargs=3, metavar=("KIND", "COUNT", "OUT"))
