@@ -12,14 +12,6 @@ from tests.training.tiny_data import write_tiny
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def tiny_domains(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_tiny(root / "source", n=8, seed=0)
-    write_tiny(root / "target", n=8, seed=1)
-    return root
-
-
 def _train(args):
     return runner.invoke(app, ["train", "--preset", "tiny", "--quiet", *args])
 

@@ -5,19 +5,10 @@ import pytest
 
 from synpose_keras.training import data as stage_data
 from synpose_keras.training.configs import apply_overrides, get_preset
-from tests.training.tiny_data import write_tiny
 
 OFF = {"augment.rotation": "0", "augment.shear": "0", "augment.translate": "0",
        "augment.scale_min": "1", "augment.scale_max": "1", "augment.color_jitter": "0",
        "augment.flip_prob": "0"}
-
-
-@pytest.fixture(scope="module")
-def domains(tmp_path_factory):
-    root = tmp_path_factory.mktemp("augment_data")
-    write_tiny(root / "source", n=8, seed=0)
-    write_tiny(root / "target", n=8, seed=1)
-    return root
 
 
 def _config(root, overrides):
@@ -37,8 +28,8 @@ def test_default_settings_are_uniframe_reference():
         None, 30.0, 0.05, (0.6, 1.3), 0.25)
 
 
-def test_augmentation_off_gives_identical_views(domains):
-    batch = _first(_config(domains, OFF))
+def test_augmentation_off_gives_identical_views(tiny_domains):
+    batch = _first(_config(tiny_domains, OFF))
     np.testing.assert_allclose(batch["target"]["affine"],
                                np.broadcast_to(np.eye(3), batch["target"]["affine"].shape),
                                atol=1e-5)
@@ -46,20 +37,20 @@ def test_augmentation_off_gives_identical_views(domains):
                                batch["target"]["teacher_image"], atol=1e-3)
 
 
-def test_rotation_setting_bounds_the_student_affine(domains):
-    batch = _first(_config(domains, {**OFF, "augment.rotation": "20"}))
+def test_rotation_setting_bounds_the_student_affine(tiny_domains):
+    batch = _first(_config(tiny_domains, {**OFF, "augment.rotation": "20"}))
     affine = batch["target"]["affine"]
     angles = np.degrees(np.arctan2(affine[:, 1, 0], affine[:, 0, 0]))
     assert np.all(np.abs(angles) <= 20.0 + 1e-3)
     assert np.any(np.abs(angles) > 1e-3)  # it does rotate
-    default = _first(_config(domains, {}))["target"]["affine"]
+    default = _first(_config(tiny_domains, {}))["target"]["affine"]
     assert not np.allclose(default, np.eye(3), atol=1e-3)
 
 
-def test_source_augmentation_setting_is_used(domains):
-    plain = _first(_config(domains, OFF))["source"]["image"]
-    again = _first(_config(domains, OFF))["source"]["image"]
-    augmented = _first(_config(domains, {}))["source"]["image"]
+def test_source_augmentation_setting_is_used(tiny_domains):
+    plain = _first(_config(tiny_domains, OFF))["source"]["image"]
+    again = _first(_config(tiny_domains, OFF))["source"]["image"]
+    augmented = _first(_config(tiny_domains, {}))["source"]["image"]
     np.testing.assert_array_equal(plain, again)
     assert not np.allclose(plain, augmented)
 

@@ -18,15 +18,6 @@ import pytest
 from synpose_keras.training import runner as runner_module
 from synpose_keras.training.configs import STAGES, apply_overrides, get_preset
 from synpose_keras.training.train import Trainer
-from tests.training.tiny_data import write_tiny
-
-
-@pytest.fixture(scope="module")
-def domains(tmp_path_factory):
-    root = tmp_path_factory.mktemp("coverage_data")
-    write_tiny(root / "source", n=8, seed=0)
-    write_tiny(root / "target", n=8, seed=1)
-    return root
 
 
 def _config(root, method):
@@ -94,9 +85,9 @@ def _assert_restored(saved, restored, stage):
 
 
 @pytest.fixture(scope="module")
-def ours_run(domains, tmp_path_factory):
+def ours_run(tiny_domains, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("coverage_ours")
-    config = _config(domains, "ours")
+    config = _config(tiny_domains, "ours")
     saved, restored = {}, {}
     _run_stages(config, run_dir, STAGES, False, saved)
     _run_stages(config, run_dir, STAGES, True, restored)
@@ -112,13 +103,13 @@ def test_checkpoint_restores_every_variable_of_our_stages(ours_run, stage):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["source-only", "uniframe", "ccssl", "regda"])
-def test_checkpoint_restores_every_variable_of_method_adapt_stages(ours_run, domains, method,
+def test_checkpoint_restores_every_variable_of_method_adapt_stages(ours_run, tiny_domains, method,
                                                                    tmp_path):
     ours_dir, _, _ = ours_run
     for stage in ("style", "pretrain"):  # the trained inputs of the adapt stage
         shutil.copytree(ours_dir / stage, tmp_path / stage,
                         ignore=shutil.ignore_patterns("ckpt-*", "progress.json"))
-    config = _config(domains, method)
+    config = _config(tiny_domains, method)
     saved, restored = {}, {}
     _run_stages(config, tmp_path, ["adapt"], False, saved)
     _run_stages(config, tmp_path, ["adapt"], True, restored)

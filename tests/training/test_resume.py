@@ -9,7 +9,6 @@ import pytest
 from synpose_keras.training import runner as runner_module
 from synpose_keras.training.configs import apply_overrides, get_preset
 from synpose_keras.training.train import train
-from tests.training.tiny_data import write_tiny
 
 
 class Interrupt(Exception):
@@ -24,25 +23,17 @@ def _config(root):
     })
 
 
-@pytest.fixture(scope="module")
-def domains(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resume_data")
-    write_tiny(root / "source", n=8, seed=0)
-    write_tiny(root / "target", n=8, seed=1)
-    return root
-
-
 def _weights(path):
     return [np.array(w) for w in keras.models.load_model(path).weights]
 
 
 @pytest.mark.slow
-def test_resume_mid_epoch_matches_uninterrupted_run(domains, tmp_path, monkeypatch):
+def test_resume_mid_epoch_matches_uninterrupted_run(tiny_domains, tmp_path, monkeypatch):
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
     straight = tmp_path / "straight"
-    train(_config(domains), str(straight), verbose=0, checkpoint_every=2)
+    train(_config(tiny_domains), str(straight), verbose=0, checkpoint_every=2)
 
     # the same run, killed at adapt step 3 of epoch 2 (after the step-2 checkpoint)
     original = runner_module._StageCallback.on_train_batch_end
@@ -55,13 +46,13 @@ def test_resume_mid_epoch_matches_uninterrupted_run(domains, tmp_path, monkeypat
     monkeypatch.setattr(runner_module._StageCallback, "on_train_batch_end", crash)
     broken = tmp_path / "broken"
     with pytest.raises(Interrupt):
-        train(_config(domains), str(broken), verbose=0, checkpoint_every=2)
+        train(_config(tiny_domains), str(broken), verbose=0, checkpoint_every=2)
     progress = json.loads((broken / "adapt" / "progress.json").read_text())
     assert (progress["epoch"], progress["step"]) == (1, 2)
     assert not (broken / "evaluation.json").exists()
     monkeypatch.setattr(runner_module._StageCallback, "on_train_batch_end", original)
 
-    train(_config(domains), str(broken), resume=True, verbose=0, checkpoint_every=2)
+    train(_config(tiny_domains), str(broken), resume=True, verbose=0, checkpoint_every=2)
     start = _weights(straight / "pretrain/pose_predictor.keras")
     for name in ("adapt/student.keras", "adapt/pose_predictor.keras"):  # student and teacher
         a_all, b_all = _weights(straight / name), _weights(broken / name)
