@@ -13,6 +13,7 @@ import keras
 from keras import ops
 
 from synpose_keras.losses.scaling import num_replicas_in_sync, scale_loss_for_distribution
+from synpose_keras.training import restyling
 from synpose_keras.training.losses import heatmap_mse
 from synpose_keras.training.stage_model import StageModel
 
@@ -57,13 +58,21 @@ class PretrainStage(StageModel):
         return list(self.trackers.values())
 
     def restyle(self, images, styles):
-        """Restyles a random subset of ``images`` (probability restyle_prob, alpha ~ U(0,1))."""
+        """Restyles a random subset of ``images`` (probability restyle_prob, alpha ~ U(0,1)).
+
+        Image i takes style i. Only the drawn images go through the StyleNet
+        (:func:`synpose_keras.training.restyling.restyle`); under XLA (``jit_compile``) every
+        image is restyled and the drawn ones are kept. The result carries no gradient.
+
+        Args:
+            images: (B, S, S, 3) float32 source images in [0, 255].
+            styles: (B', S, S, 3) float32 target images, B' >= B.
+        """
         batch = ops.shape(images)[0]
         draw = self._uniform(batch)
         alpha = self._uniform(batch)
-        styled = self.style_net.stylize(images, styles[:batch], alpha)
-        keep = ops.reshape(ops.cast(draw < self.restyle_prob, "float32"), (-1, 1, 1, 1))
-        return keep * styled + (1.0 - keep) * images
+        return restyling.restyle(self.style_net, images, styles, draw, alpha, self.restyle_prob,
+                                 subset=not self.jit_compile)
 
     def _uniform(self, batch):
         """U(0, 1) per sample, this replica's slice of the draws for the global batch."""
@@ -82,7 +91,7 @@ class PretrainStage(StageModel):
         source = data["source"]
         images = ops.cast(source["image"], "float32")
         if self.style_net is not None and self.restyle_prob > 0:
-            images = ops.stop_gradient(self.restyle(images, ops.cast(data["style"], "float32")))
+            images = self.restyle(images, ops.cast(data["style"], "float32"))  # no gradient
         variables = self.predictor.trainable_variables
         with tf.GradientTape() as tape:
             heatmaps = self.predictor(images, training=True)

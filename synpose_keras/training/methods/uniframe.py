@@ -19,53 +19,13 @@ from __future__ import annotations
 
 from keras import ops
 
+# shared with PretrainStage; kept importable from here (uniframe_stage, benchmarks)
+from synpose_keras.training.restyling import restyle  # noqa: F401
+
 #: Keys of the draws dict: per source image, per target image.
 SOURCE_DRAWS = ("source_restyle", "source_alpha")
 TARGET_DRAWS = ("teacher_restyle", "teacher_alpha", "occlude", "occlude_choice", "patch_x",
                 "patch_y")
-
-
-def restyle(style_net, images, styles, draw, alpha, prob, subset=True):
-    """AdaIN restyling of the images whose ``draw < prob``, with strength ``alpha`` (no gradient).
-
-    With ``subset`` (TensorFlow backend) only the drawn images go through the StyleNet: their
-    indices are gathered, restyled and scattered back (a batch of dynamic size, possibly empty).
-    Otherwise every image is restyled and the drawn ones are selected afterwards (static shapes,
-    for XLA). Both give the same images: AdaIN and the StyleNet are per image.
-
-    Args:
-        style_net: StyleNet (frozen).
-        images: (B, S, S, 3) content images.
-        styles: (B', S, S, 3) style images; image i takes style ``i mod B'``.
-        draw: (B,) uniform [0, 1) draws.
-        alpha: (B,) AdaIN strengths in [0, 1].
-        prob: float. Restyling probability.
-        subset: bool. Restyle only the drawn images. Defaults to True.
-    """
-    import keras
-
-    images = ops.cast(images, "float32")
-    styles = ops.cast(styles, "float32")
-    alpha = ops.cast(alpha, "float32")
-    drawn = ops.cast(draw, "float32") < prob
-    if subset and keras.backend.backend() == "tensorflow":
-        chosen = ops.where(drawn)[0]  # (n,) indices of the drawn images
-
-        def restyle_chosen():
-            matched = ops.take(styles, ops.mod(chosen, ops.shape(styles)[0]), axis=0)
-            styled = style_net.stylize(ops.take(images, chosen, axis=0), matched,
-                                       ops.take(alpha, chosen, axis=0))
-            return ops.scatter_update(images, chosen[:, None], ops.cast(styled, "float32"))
-
-        # TF's CPU convolution rejects an empty batch: nothing drawn skips the StyleNet
-        out = ops.cond(ops.any(drawn), restyle_chosen, lambda: images)
-        return ops.stop_gradient(out)
-    batch = ops.shape(images)[0]
-    index = ops.mod(ops.arange(batch), ops.shape(styles)[0])
-    matched = ops.take(styles, index, axis=0)
-    styled = style_net.stylize(images, matched, alpha)
-    keep = ops.reshape(ops.cast(drawn, "float32"), (-1, 1, 1, 1))
-    return ops.stop_gradient(keep * ops.cast(styled, "float32") + (1.0 - keep) * images)
 
 
 def occlusion_half_size(occlusion_size, input_size):
