@@ -19,7 +19,7 @@ Targets: ours >= 2x the peer loader; conversion memory flat between the two size
 
 Usage::
 
-    python benchmarks/data_pipeline.py [--reps 3] [--batches 6] [--converters] [--batched]
+    python benchmarks/data_pipeline.py [--reps 3] [--batches 6] [--converters] [--no-per-example]
     python benchmarks/data_pipeline.py --convert-child synthetic 100 /tmp/out   # (internal)
 """
 
@@ -111,12 +111,21 @@ def ours_sequential_factory(folder, input_size, heatmap_size, batch):
         transforms.adjust_color = original
 
 
-def ours_batched_factory(folder, input_size, heatmap_size, batch):
-    """The F6(1) prototype: small-op work per batch (``batched_pipeline.py``)."""
-    from batched_pipeline import batched_source_pipeline
+def ours_per_example_factory(folder, input_size, heatmap_size, batch):
+    """``source_pipeline`` as before F6: ``prepare_example`` (all the small-op work) on every
+    element, then ``batch``. The library now stages it (``pipeline/batch_transforms.py``)."""
+    from synpose_keras.datasets.pipeline import _inputs
+    from synpose_keras.datasets.pipeline.augment_config import AugmentConfig
+    from synpose_keras.datasets.pipeline.source import prepare_example
+    from synpose_keras.ops.heatmaps import HeatmapCodec
 
-    ds = batched_source_pipeline(folder, input_size=input_size, heatmap_size=heatmap_size,
-                                 batch_size=batch, seed=0)
+    records, skeleton, _ = _inputs.resolve_input(folder, "train", None, True, 0)
+    codec = HeatmapCodec(input_size, heatmap_size)
+    config = AugmentConfig().resolve(skeleton)
+    ds = _inputs.shuffle_repeat_enumerate(records, True, 0, 1000, None)
+    ds = ds.map(lambda i, ex: prepare_example(ex, i, skeleton, input_size, codec, config, 0),
+                num_parallel_calls=_inputs.AUTOTUNE, deterministic=True)
+    ds = _inputs.finish(ds, batch, True, None)
     return lambda: iter(ds)
 
 
@@ -163,9 +172,9 @@ def pipeline_benchmark(args):
         if args.sequential_colour:
             loaders["ours_sequential_colour"] = ours_sequential_factory(
                 folder, input_size, heatmap_size, args.batch)
-        if args.batched:
-            loaders["ours_batched"] = ours_batched_factory(folder, input_size, heatmap_size,
-                                                           args.batch)
+        if args.per_example:
+            loaders["ours_per_example"] = ours_per_example_factory(folder, input_size,
+                                                                   heatmap_size, args.batch)
         loaders["peer"] = peer_factory(files, input_size, heatmap_size, args.batch, workers)
         print(f"== {label}: stored {image_size}², input {input_size}², heatmaps {heatmap_size}²")
         samples = {name: [] for name in loaders}
@@ -193,11 +202,8 @@ def pipeline_benchmark(args):
             res[f"ours_over_{other}_per_rep"] = [
                 round(a / b, 3) for a, b in zip(res["ours"]["samples_per_s"],
                                                 res[other]["samples_per_s"])]
-        if args.batched:
-            res["ours_batched_over_ours_per_rep"] = [
-                round(a / b, 3) for a, b in zip(res["ours_batched"]["samples_per_s"],
-                                                res["ours"]["samples_per_s"])]
-            print(f"  ours_batched/ours per rep: {res['ours_batched_over_ours_per_rep']}")
+        if args.per_example:
+            print(f"  ours/ours_per_example per rep: {res['ours_over_ours_per_example_per_rep']}")
         res["per_core_ours"] = round(res["ours"]["median"] / os.cpu_count(), 1)
         res["loadavg"] = r["_loadavg"]
         out[label] = res
@@ -290,8 +296,8 @@ def main(argv=None):
     parser.add_argument("--sequential-colour", action=argparse.BooleanOptionalAction,
                         default=True, help="also time source_pipeline with the colour jitter as "
                         "first written (before F5)")
-    parser.add_argument("--batched", action="store_true",
-                        help="also time the F6(1) prototype (benchmarks/batched_pipeline.py)")
+    parser.add_argument("--per-example", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time source_pipeline as before F6 (prepare_example per element)")
     parser.add_argument("--no-pipeline", action="store_true")
     parser.add_argument("--convert-small", type=int, default=100)
     parser.add_argument("--convert-child", nargs=3, metavar=("KIND", "COUNT", "OUT"))

@@ -305,3 +305,78 @@ def test_bad_arguments(scenes):
     assert AugmentConfig().resolve("hand21").rotation == 180.0
     assert AugmentConfig().resolve("body16").rotation == 60.0
     assert AugmentConfig().resolve("hand21").flip_prob == 0.0
+
+
+# ------------------------------------------------------------------ batch-level staging (F6)
+
+
+def _per_example_pipeline(folder, input_size, heatmap_size, batch_size, seed, training, augment=None):
+    """``source_pipeline`` as it was before F6: ``prepare_example`` on every element."""
+    from synpose_keras.datasets.pipeline import _inputs
+    from synpose_keras.ops import HeatmapCodec
+
+    records, skeleton, _ = _inputs.resolve_input(folder, "train", None, training, seed)
+    codec = HeatmapCodec(input_size, heatmap_size)
+    config = (augment or AugmentConfig()).resolve(skeleton) if training else None
+    ds = _inputs.shuffle_repeat_enumerate(records, training, seed, 1000, None)
+    ds = ds.map(lambda i, ex: prepare_example(ex, i, skeleton, input_size, codec, config, seed))
+    return _inputs.finish(ds, batch_size, training, None)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batched_source_pipeline_equals_per_example(scenes, training):
+    # hand-picked sizes: 4 x 15 x 16 heatmap values, not a multiple of the vector width
+    kw = dict(input_size=60, heatmap_size=15, batch_size=4, seed=7, training=training)
+    new = source_pipeline(scenes, **kw).take(4 if training else 3)
+    old = _per_example_pipeline(scenes, 60, 15, 4, 7, training).take(4 if training else 3)
+    n = 0
+    for a, b in zip(new, old):
+        assert set(a) == set(b)
+        for key in a:
+            # same draws; inside tf.data, graph rewrites may round 3x3 products 1 ulp apart
+            if key == "image":
+                np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), atol=1e-3, rtol=0)
+            elif key in ("matrix", "inverse_matrix", "keypoints", "keypoints_3d", "intrinsics"):
+                np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), rtol=1e-6, atol=1e-5,
+                                           err_msg=key)
+            else:  # visible, heatmaps, weights, frame, strings
+                np.testing.assert_array_equal(a[key].numpy(), b[key].numpy(), err_msg=key)
+        n += 1
+    assert n == (4 if training else 3)  # eval: 9 records -> 4 + 4 + 1
+
+
+def test_batch_transforms_eager_equal_prepare_example(scenes):
+    from synpose_keras.datasets.pipeline import batch_transforms
+    from synpose_keras.ops import HeatmapCodec
+
+    config = AugmentConfig().resolve(BODY16)  # colour jitter and flips on
+    codec = HeatmapCodec(64, 16)
+    records = list(load_records(scenes, "train", num_parallel_reads=None, decode_image=False).take(5))
+    drawn = [batch_transforms.draw(r, tf.constant(i, tf.int64), config, 3) for i, r in enumerate(records)]
+    batch = {k: tf.stack([d[k] for d in drawn]) for k in drawn[0]}
+    assert batch["height"].numpy().tolist() == [96] * 5 and batch["width"].numpy().tolist() == [96] * 5
+    plan = batch_transforms.plan_batch(batch, BODY16, 64, config)
+    heatmaps, weights = codec.encode(plan["keypoints"], plan["visible"])
+    flips = 0
+    for i, record in enumerate(records):
+        expected = prepare_example(record, tf.constant(i, tf.int64), BODY16, 64, codec, config, seed=3)
+        got = batch_transforms.decode_warp({k: v[i] for k, v in plan.items()}, 64)
+        got["heatmaps"], got["weights"] = heatmaps[i], weights[i]
+        assert set(got) == set(expected)
+        for key in expected:
+            if key == "image":
+                np.testing.assert_allclose(got[key].numpy(), expected[key].numpy(), atol=1e-3, rtol=0)
+            else:
+                np.testing.assert_array_equal(got[key].numpy(), expected[key].numpy(), err_msg=key)
+        flips += int(not np.array_equal(got["visible"].numpy(), record["visible"].numpy())
+                     or got["matrix"].numpy()[0, 0] < 0)
+    assert flips >= 1  # the flip branch was exercised
+
+
+def test_encoded_size_png_and_jpeg():
+    from synpose_keras.datasets.pipeline import batch_transforms
+
+    image = tf.zeros([37, 53, 3], tf.uint8)
+    for encoded in (tf.io.encode_png(image), tf.io.encode_jpeg(image)):
+        h, w = batch_transforms.encoded_size(encoded)
+        assert (int(h), int(w)) == (37, 53)

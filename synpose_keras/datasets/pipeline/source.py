@@ -6,7 +6,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from synpose_keras.datasets.pipeline import _inputs
+from synpose_keras.datasets.pipeline import _inputs, batch_transforms
 from synpose_keras.datasets.pipeline.augment_config import AugmentConfig
 from synpose_keras.datasets.pipeline.transforms import (
     crop_to_input,
@@ -88,7 +88,9 @@ def source_pipeline(
     then (``training``) one random affine (``augment``) and colour jitter, applied in ONE
     bilinear warp to the image and exactly to the keypoints; a flip relabels left/right joints.
     Heatmaps come from :class:`~synpose_keras.ops.HeatmapCodec` (joints that leave the input get
-    weight 0).
+    weight 0). With encoded records (a dataset folder) the work is staged so that only decode and
+    the warp run per element, the matrix algebra, labels and heatmaps per batch
+    (``batch_transforms``); the samples are those of :func:`prepare_example`, bit for bit.
 
     Args:
         data: str or tf.data.Dataset. A converted dataset folder, or a dataset of records in the
@@ -130,12 +132,41 @@ def source_pipeline(
         config = (augment if augment is not None else AugmentConfig()).resolve(skeleton)
     s = _inputs.base_seed(seed)
     ds = _inputs.shuffle_repeat_enumerate(records, training, seed, shuffle_buffer, repeat)
-    ds = ds.map(
-        lambda i, ex: prepare_example(ex, i, skeleton, input_size, codec, config, s, crop_scale),
-        num_parallel_calls=_inputs.AUTOTUNE,
-        deterministic=True,
-    )
-    return _inputs.finish(ds, batch_size, training, drop_remainder)
+    if records.element_spec["image"].dtype != tf.string:
+        # decoded images of different sizes cannot be batched before the warp: per example
+        ds = ds.map(
+            lambda i, ex: prepare_example(ex, i, skeleton, input_size, codec, config, s, crop_scale),
+            num_parallel_calls=_inputs.AUTOTUNE,
+            deterministic=True,
+        )
+        return _inputs.finish(ds, batch_size, training, drop_remainder)
+    return _batched(ds, skeleton, input_size, codec, config, s, crop_scale, batch_size, training,
+                    drop_remainder)
+
+
+def _batched(ds, skeleton, input_size, codec, config, seed, crop_scale, batch_size, training,
+             drop_remainder):
+    """``prepare_example`` on encoded records, with the small-op work per batch (same samples;
+    ``batch_transforms``): draw per element, plan per batch, decode + warp per element, heatmaps
+    per batch."""
+    if batch_size is None or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int. Received: batch_size={batch_size!r}")
+    drop = training if drop_remainder is None else drop_remainder
+    par = dict(num_parallel_calls=_inputs.AUTOTUNE, deterministic=True)
+    ds = ds.map(lambda i, ex: batch_transforms.draw(ex, i, config, seed), **par)
+    ds = ds.batch(batch_size, drop_remainder=drop)
+    ds = ds.map(lambda b: batch_transforms.plan_batch(b, skeleton, input_size, config, crop_scale),
+                **par)
+    ds = ds.unbatch()
+    ds = ds.map(lambda ex: batch_transforms.decode_warp(ex, input_size), **par)
+    ds = ds.batch(batch_size, drop_remainder=drop)
+
+    def heatmaps(batch):
+        batch = dict(batch)
+        batch["heatmaps"], batch["weights"] = codec.encode(batch["keypoints"], batch["visible"])
+        return batch
+
+    return ds.map(heatmaps, **par).prefetch(_inputs.AUTOTUNE)
 
 
 def eval_pipeline(
