@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from synpose_keras.datasets import schema
 from synpose_keras.datasets.pipeline import _inputs
-from synpose_keras.datasets.pipeline.transforms import adjust_color, element_seed
+from synpose_keras.datasets.pipeline.transforms import adjust_color, element_seed, keypoint_crop
 from synpose_keras.ops import geometry
 
 _F32 = tf.float32
@@ -77,28 +77,7 @@ def draw(example: dict, index, config, seed: int) -> dict:
 
 def keypoint_crop_batch(keypoints, visible, height, width, crop_scale: float = 1.5):
     """``transforms.keypoint_crop`` for (B, K, 2) keypoints and (B,) sizes -> (B, 2), (B,)."""
-    kp = tf.cast(keypoints, _F32)
-    vis = tf.cast(visible, _F32) > 0
-    h = tf.cast(height, _F32)
-    w = tf.cast(width, _F32)
-    big = tf.constant(1e9, _F32)
-    xs, ys = kp[..., 0], kp[..., 1]
-    x0 = tf.reduce_min(tf.where(vis, xs, big), -1)
-    x1 = tf.reduce_max(tf.where(vis, xs, -big), -1)
-    y0 = tf.reduce_min(tf.where(vis, ys, big), -1)
-    y1 = tf.reduce_max(tf.where(vis, ys, -big), -1)
-    side = crop_scale * tf.maximum(x1 - x0, y1 - y0)
-    has_box = tf.reduce_any(vis, -1) & (side >= 2.0)
-    side = tf.where(has_box, side, tf.maximum(h, w))
-
-    def shifted(lo, hi, extent):
-        centre = tf.where(has_box, (lo + hi) / 2.0, (extent - 1.0) / 2.0)
-        start = centre - side / 2.0
-        start = tf.where(has_box & (start < -0.5), -0.5 * tf.ones_like(start), start)
-        start = tf.where(has_box & (start + side > extent - 0.5), extent - 0.5 - side, start)
-        return start + side / 2.0
-
-    return tf.stack([shifted(x0, x1, w), shifted(y0, y1, h)], -1), side
+    return keypoint_crop(keypoints, visible, height, width, crop_scale)
 
 
 def _about(a, b, c, d, centre):

@@ -48,6 +48,9 @@ def keypoint_crop(keypoints, visible, height, width, crop_scale: float = 1.5):
     TLlib). With no visible keypoint (or a box under 2 px) the crop is the whole image: a square
     of side ``max(H, W)`` centred on it (the shorter axis is padded).
 
+    Leading batch axes are allowed: (..., K, 2) keypoints, (..., K) visibility and (...) sizes
+    give (..., 2) centres and (...) sides (the batched pipeline uses it on whole batches).
+
     Args:
         keypoints: (K, 2) float. Stored-image pixels.
         visible: (K,) float.
@@ -62,13 +65,13 @@ def keypoint_crop(keypoints, visible, height, width, crop_scale: float = 1.5):
     h = tf.cast(height, _F32)
     w = tf.cast(width, _F32)
     big = tf.constant(1e9, _F32)
-    xs, ys = kp[:, 0], kp[:, 1]
-    x0 = tf.reduce_min(tf.where(vis, xs, big))
-    x1 = tf.reduce_max(tf.where(vis, xs, -big))
-    y0 = tf.reduce_min(tf.where(vis, ys, big))
-    y1 = tf.reduce_max(tf.where(vis, ys, -big))
+    xs, ys = kp[..., 0], kp[..., 1]
+    x0 = tf.reduce_min(tf.where(vis, xs, big), -1)
+    x1 = tf.reduce_max(tf.where(vis, xs, -big), -1)
+    y0 = tf.reduce_min(tf.where(vis, ys, big), -1)
+    y1 = tf.reduce_max(tf.where(vis, ys, -big), -1)
     side = crop_scale * tf.maximum(x1 - x0, y1 - y0)
-    has_box = tf.reduce_any(vis) & (side >= 2.0)
+    has_box = tf.reduce_any(vis, -1) & (side >= 2.0)
     side = tf.where(has_box, side, tf.maximum(h, w))
 
     def shifted(lo, hi, extent):
@@ -78,7 +81,7 @@ def keypoint_crop(keypoints, visible, height, width, crop_scale: float = 1.5):
         start = tf.where(has_box & (start + side > extent - 0.5), extent - 0.5 - side, start)
         return start + side / 2.0
 
-    center = tf.stack([shifted(x0, x1, w), shifted(y0, y1, h)])
+    center = tf.stack([shifted(x0, x1, w), shifted(y0, y1, h)], -1)
     return center, side
 
 
