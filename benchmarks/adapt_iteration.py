@@ -120,13 +120,35 @@ def make_batch(c, batch, k, seed=0):
     }
 
 
+def predictor_parts(stage, student, teacher, images, targets, weights, teacher_images):
+    """The two predictor parts every iteration needs, as traced functions: the student's
+    forward + backward + optimizer step on ``images``, and the teacher's forward."""
+    import tensorflow as tf
+
+    from synpose_keras.training.losses import heatmap_mse
+
+    @tf.function
+    def student_step():
+        variables = student.trainable_variables
+        with tf.GradientTape() as tape:
+            loss = heatmap_mse(targets, student(images, training=True), weights)
+        grads = tape.gradient(loss, variables)
+        stage.optimizer.apply_gradients(zip(grads, variables))
+        return loss
+
+    @tf.function
+    def teacher_forward():
+        return tf.reduce_sum(teacher(teacher_images, training=False))
+
+    return student_step, teacher_forward
+
+
 def part_functions(stage, data):
     """The unavoidable passes of one iteration, each a blocking callable."""
     import tensorflow as tf
 
     from synpose_keras.models.reconstruction import reconstruct
     from synpose_keras.ops.warp import normalize_keypoints
-    from synpose_keras.training.losses import heatmap_mse
     from synpose_keras.training.mean_teacher import ema_update
 
     student, teacher = stage.student, stage.teacher
@@ -137,18 +159,8 @@ def part_functions(stage, data):
     targets = tf.concat([src["heatmaps"]] * (n // int(src["image"].shape[0])), 0)
     weights = tf.ones((n, targets.shape[-1]))
 
-    @tf.function
-    def student_step():
-        variables = student.trainable_variables
-        with tf.GradientTape() as tape:
-            loss = heatmap_mse(targets, student(all_images, training=True), weights)
-        grads = tape.gradient(loss, variables)
-        stage.optimizer.apply_gradients(zip(grads, variables))
-        return loss
-
-    @tf.function
-    def teacher_forward():
-        return tf.reduce_sum(teacher(tgt["teacher_image"], training=False))
+    student_step, teacher_forward = predictor_parts(stage, student, teacher, all_images,
+                                                    targets, weights, tgt["teacher_image"])
 
     @tf.function
     def pseudo_labels():
@@ -294,7 +306,6 @@ def uniframe_parts(stage, data):
     """
     import tensorflow as tf
 
-    from synpose_keras.training.losses import heatmap_mse
     from synpose_keras.training.mean_teacher import ema_update
     from synpose_keras.training.methods.uniframe import restyle
 
@@ -306,18 +317,8 @@ def uniframe_parts(stage, data):
     contents = tf.concat([src["image"], tgt["teacher_image"]], 0)
     styles = tf.concat([tgt["teacher_image"], src["image"]], 0)
 
-    @tf.function
-    def student_step():
-        variables = student.trainable_variables
-        with tf.GradientTape() as tape:
-            loss = heatmap_mse(targets, student(images, training=True), weights)
-        grads = tape.gradient(loss, variables)
-        stage.optimizer.apply_gradients(zip(grads, variables))
-        return loss
-
-    @tf.function
-    def teacher_forward():
-        return tf.reduce_sum(teacher(tgt["teacher_image"], training=False))
+    student_step, teacher_forward = predictor_parts(stage, student, teacher, images, targets,
+                                                    weights, tgt["teacher_image"])
 
     @tf.function
     def restyle_all():  # both restylings (source -> target, teacher view -> source), every image
