@@ -62,6 +62,40 @@ def adaptive_instance_normalization(content_features, style_features):
     return normalized * style_std + style_mean
 
 
+def edge_correlation(images_a, images_b):
+    """Per-image Pearson correlation of the Sobel edge magnitudes of two image batches.
+
+    A measure of how much of an image's structure (outlines, limbs, fingers) a restyled version
+    keeps, insensitive to the colour and contrast changes a restyling is meant to make: 1 for the
+    same edges, about 0 for unrelated images. Measured on the embedded hand benchmark
+    (2026-11-24): a 5 x 5 box blur keeps 0.81, a 50 % blend with a target image 0.74, a different
+    source image 0.18, and a StyleNet with a random encoder trained 100-400 CPU steps 0.08-0.14.
+
+    Args:
+        images_a: (B, H, W, 3) RGB, any range.
+        images_b: (B, H, W, 3) RGB, same range.
+
+    Returns:
+        float32 (B,) correlations in [-1, 1].
+    """
+
+    def edges(images):
+        x = ops.cast(images, "float32")
+        gray = ops.sum(x * ops.convert_to_tensor([0.299, 0.587, 0.114], "float32"), axis=-1,
+                       keepdims=True)
+        sobel_x = ops.convert_to_tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+        kernel = ops.stack([sobel_x, ops.transpose(sobel_x)], axis=-1)[:, :, None, :]
+        g = ops.conv(gray, kernel, padding="valid")
+        magnitude = ops.sqrt(ops.sum(ops.square(g), axis=-1) + 1e-12)
+        flat = ops.reshape(magnitude, (ops.shape(magnitude)[0], -1))
+        return flat - ops.mean(flat, axis=1, keepdims=True)
+
+    a, b = edges(images_a), edges(images_b)
+    numerator = ops.sum(a * b, axis=1)
+    denominator = ops.sqrt(ops.sum(ops.square(a), axis=1) * ops.sum(ops.square(b), axis=1))
+    return numerator / ops.maximum(denominator, 1e-12)
+
+
 @keras.saving.register_keras_serializable(package="synpose_keras")
 class StyleNet(keras.Model):
     """AdaIN style transfer (Huang & Belongie 2017) with an ALADIN-style style code.
@@ -266,6 +300,25 @@ class StyleNet(keras.Model):
     def stylize(self, content, style, alpha=1.0):
         """Restyles `content` with the style of `style` (inference): (B, H, W, 3) in [0, 255]."""
         return self([content, style], alpha=alpha, training=False)
+
+    def content_preservation(self, content, style, alpha=1.0):
+        """Mean `edge_correlation` between content images and their restyling (a float).
+
+        A restyling that scores low (< 0.3: below two unrelated images of the embedded benchmark
+        at 0.18 plus a margin) no longer shows the pose its labels describe; training a pose
+        network on it teaches noise. Typical cause: no ImageNet VGG-19 encoder weights (the
+        encoder is then random) and few decoder steps.
+
+        Args:
+            content: (B, H, W, 3) RGB [0, 255].
+            style: (B', H', W', 3) RGB [0, 255], image i takes style ``i mod B'``.
+            alpha: float. AdaIN strength. Defaults to 1.0.
+        """
+        content = ops.cast(content, "float32")
+        style = ops.cast(style, "float32")
+        index = ops.mod(ops.arange(ops.shape(content)[0]), ops.shape(style)[0])
+        restyled = self.stylize(content, ops.take(style, index, axis=0), alpha)
+        return float(ops.convert_to_numpy(ops.mean(edge_correlation(content, restyled))))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0])

@@ -66,7 +66,18 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class StyleConfig:
-    """AdaIN style network (stage ``style``). UniFrame: Adam 1e-5, batch 4, style weight 0.1."""
+    """AdaIN style network (stage ``style``). UniFrame: Adam 1e-5, batch 4, style weight 0.1.
+
+    Args:
+        encoder_weights: optional str. VGG-19 weights for the frozen encoder (a local
+            ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``); None leaves it random.
+        min_quality: float. Restyling (pre-training of ``ours`` and UniFrame, UniFrame's
+            adaptation) is switched off, with a message, when the trained StyleNet's content
+            preservation (:meth:`StyleNet.content_preservation`, the Sobel-edge correlation
+            between source images and their restyling, written to ``RUN/style/quality.json``)
+            is below this: such images no longer show the pose their labels describe. 0 always
+            restyles.
+    """
 
     steps: int = 300
     batch_size: int = 8
@@ -74,6 +85,7 @@ class StyleConfig:
     style_weight: float = 0.1
     width_multiplier: float = 0.25
     encoder_weights: Optional[str] = None
+    min_quality: float = 0.3
 
 
 @dataclasses.dataclass
@@ -165,6 +177,11 @@ class AdaptConfig:
             kinematically corrected reprojection agree within this distance (heatmap pixels).
         pair_fallback: optional str. "affine": datasets without sequences pair an image with a
             random affine of itself. None: refuse such targets when ``rec`` is on.
+        oracle_labels: bool. ANALYSIS ONLY, never an adaptation result: the pseudo-label
+            positions are the target's stored labels (teacher view) instead of the teacher's
+            peaks; masks, mapping into the student view and re-rendering are unchanged. Measures
+            what the pseudo-label path gives with correct labels (needs a labelled target
+            train split).
     """
 
     epochs: int = 4
@@ -183,6 +200,7 @@ class AdaptConfig:
     agreement_px: float = 2.0
     occlusion_prob: float = 0.5
     pair_fallback: Optional[str] = "affine"
+    oracle_labels: bool = False
 
 
 @dataclasses.dataclass

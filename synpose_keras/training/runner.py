@@ -24,12 +24,11 @@ Resume policy, in order (STYLE §14):
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import time
-from typing import Callable, Optional
+from typing import Callable
 
 import keras
 import numpy as np
@@ -37,8 +36,7 @@ import tensorflow as tf
 
 from synpose_keras.datasets import read_meta
 from synpose_keras.skeletons import get_skeleton
-from synpose_keras.training import data as stage_data
-from synpose_keras.training.configs import TrainConfig, save_config
+from synpose_keras.training.configs import TrainConfig
 
 
 class TrainingDivergedError(RuntimeError):

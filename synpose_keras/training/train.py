@@ -7,6 +7,7 @@ Every variable is created inside ``strategy.scope()``.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from typing import Callable, Optional
@@ -170,6 +171,50 @@ class Trainer:
             c, c.source, c.target, e), epochs, iterations)
         runner.run(self.resume)
         _save_model(net, self._path("style", "style_net.keras"))
+        self._style_quality(net)
+
+    def _style_quality(self, net) -> dict:
+        """Content preservation of the trained StyleNet -> ``RUN/style/quality.json`` (cached)."""
+        path = self._path("style", "quality.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+        c = self.config
+        content, styles = [], []
+        for batch in stage_data.style_dataset(c, c.source, c.target, 0).take(
+                max(1, -(-32 // c.style.batch_size))):
+            content.append(batch["source"].numpy())
+            styles.append(batch["target"].numpy())
+        content, styles = np.concatenate(content), np.concatenate(styles)
+        score = net.content_preservation(content, styles, alpha=1.0)
+        quality = {"content_preservation": score, "images": int(len(content)),
+                   "min_quality": float(c.style.min_quality),
+                   "measure": "mean Sobel-edge correlation between source images and their "
+                              "restyling with target styles (alpha=1)"}
+        _write_json(path, quality)
+        if c.style.min_quality > 0 and score < c.style.min_quality:
+            self.log(f"[style] WARNING: the StyleNet keeps little of the content's structure "
+                     f"(content preservation {score:.2f} < style.min_quality "
+                     f"{c.style.min_quality}): restyled images would not show the pose their "
+                     "labels describe, so restyling is switched off. Provide VGG-19 weights "
+                     "(--set style.encoder_weights=PATH/vgg19_weights_tf_dim_ordering_tf_kernels"
+                     "_notop.h5) and/or train longer (--set style.steps=...).")
+        return quality
+
+    def restyling_net(self, stage: str):
+        """The trained StyleNet if restyling should use it, else None (with the reason logged)."""
+        path = self._path("style", "style_net.keras")
+        if not os.path.exists(path):
+            self.log(f"[{stage}] no trained StyleNet in this run: restyling is off")
+            return None
+        net = _load(path)
+        net.trainable = False
+        score = self._style_quality(net)["content_preservation"]
+        if self.config.style.min_quality > 0 and score < self.config.style.min_quality:
+            self.log(f"[{stage}] restyling is off: StyleNet content preservation {score:.2f} < "
+                     f"style.min_quality {self.config.style.min_quality} (RUN/style/quality.json)")
+            return None
+        return net
 
     def stage_pretrain(self) -> None:
         from synpose_keras.training.methods import pretrain_settings
@@ -178,10 +223,7 @@ class Trainer:
         # restyled for ours and UniFrame; plain ERM for source-only, RegDA and CC-SSL
         restyle_prob, lr = pretrain_settings(c)
         predictor = build_predictor(c)
-        style_path = self._path("style", "style_net.keras")
-        style_net = _load(style_path) if restyle_prob > 0 and os.path.exists(style_path) else None
-        if style_net is None and restyle_prob > 0:
-            self.log("[pretrain] no trained StyleNet in this run: restyling is off")
+        style_net = self.restyling_net("pretrain") if restyle_prob > 0 else None
         stage = PretrainStage(predictor, style_net=style_net, restyle_prob=restyle_prob,
                               seed=c.seed)
         stage.compile(optimizer=keras.optimizers.Adam(lr))
@@ -251,6 +293,13 @@ class Trainer:
             return run_method_adapt(self)
         c = self.config
         a = c.adapt
+        if a.oracle_labels:
+            if not _has_labelled_split(self.meta["target"], "train"):
+                raise RunConfigError(
+                    f"adapt.oracle_labels needs a labelled target train split; {c.target} has "
+                    "none.")
+            self.log("[adapt] ANALYSIS RUN (adapt.oracle_labels): the pseudo-label positions are "
+                     "the target's stored labels; this is not an adaptation result")
         student = self._pretrained_predictor()
         teacher = self._pretrained_predictor()
         uses_3d = a.pseudo in ("integrated", "independent", "union", "3d")

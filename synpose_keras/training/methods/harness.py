@@ -6,7 +6,6 @@ with the same runner, data, checkpoints, resume and evaluation as ours.
 
 from __future__ import annotations
 
-import os
 
 import keras
 
@@ -117,12 +116,7 @@ def run_method_adapt(trainer):
     if method in ("uniframe", "ccssl"):
         teacher = trainer._pretrained_predictor()
     if method == "uniframe":
-        style_path = trainer._path("style", "style_net.keras")
-        if os.path.exists(style_path):
-            style_net = keras.models.load_model(style_path)
-            style_net.trainable = False
-        else:
-            trainer.log("[adapt] no trained StyleNet in this run: UniFrame's restyling is off")
+        style_net = trainer.restyling_net("adapt")
     stage = build_adapt_stage(method, c, student, teacher=teacher, style_net=style_net)
     evaluated = stage.teacher if method == "uniframe" else student
     eval_callback = trainer._eval_callback(evaluated)

@@ -52,7 +52,7 @@ def test_methods_run_from_the_cli_and_share_a_pretraining(tiny_domains, tmp_path
         assert set(evaluation["rows"]) == {"after pretrain", "after adapt"}
         assert key in json.loads((run / "adapt/history.json").read_text())[0]
         if method == "uniframe":
-            assert "UniFrame's restyling is off" in result.output
+            assert "restyling is off" in result.output  # no StyleNet in an ERM run
             assert (run / "adapt/student.keras").exists()
     again = _train(["--out", str(tmp_path / "ccssl"), "--resume", "--stages", "adapt"])
     assert again.exit_code == 0 and "already completed" in again.output
