@@ -169,8 +169,14 @@ class AdaptStage(StageModel):
         return self.warping_module.trainable_variables + self.generator.trainable_variables
 
     # ------------------------------------------------------------------------ pseudo-labels
-    def pseudo_labels(self, teacher_images):
+    def pseudo_labels(self, teacher_images, oracle_keypoints=None):
         """Teacher pseudo-labels on teacher-view images (no gradient).
+
+        Args:
+            teacher_images: (B, S, S, 3) teacher-view images.
+            oracle_keypoints: optional (B, K, 2) stored labels in teacher-view input pixels
+                (``adapt.oracle_labels``, analysis only): they replace the teacher's peaks;
+                confidences and masks still come from the teacher.
 
         Returns:
             dict with ``keypoints_2d`` / ``keypoints_3d`` (B, K, 2) teacher-view input pixels,
@@ -181,6 +187,9 @@ class AdaptStage(StageModel):
         stride = ops.cast(stride, "float32")
         peaks_hm, scores = decode_heatmaps(heatmaps)
         peaks = peaks_hm * stride
+        if oracle_keypoints is not None:
+            peaks = ops.cast(oracle_keypoints, "float32")
+            peaks_hm = peaks / stride
         out = {"keypoints_2d": peaks, "scores": scores}
         out["mask_2d"] = top_fraction_mask(scores, self.mask_fraction)
         if self.uses_3d:
@@ -222,7 +231,8 @@ class AdaptStage(StageModel):
             parts += [base, driving]
 
         # ---- pseudo-labels from the teacher, mapped into the student view
-        labels = self.pseudo_labels(ops.cast(tgt["teacher_image"], "float32"))
+        labels = self.pseudo_labels(ops.cast(tgt["teacher_image"], "float32"),
+                                    tgt.get("oracle_keypoints"))
         affine = ops.cast(tgt["affine"], "float32")
         labels["keypoints_2d"] = apply_affine(affine, labels["keypoints_2d"])
         labels["keypoints_3d"] = apply_affine(affine, labels["keypoints_3d"])
@@ -238,6 +248,13 @@ class AdaptStage(StageModel):
                                           self.combined)
         mask_2d = mask_2d * in_2d
         mask_3d = mask_3d * in_3d
+        if "oracle_visible" in tgt:  # analysis only: unlabelled keypoints get no oracle label
+            labelled = ops.cast(ops.cast(tgt["oracle_visible"], "float32") > 0, "float32")
+            if "teacher_index" in tgt:
+                labelled = ops.take_along_axis(labelled, ops.cast(tgt["teacher_index"], "int32"),
+                                               axis=1)
+            mask_2d = mask_2d * labelled
+            mask_3d = mask_3d * labelled
         overlap = mask_overlap(labels["mask_2d"], labels["mask_3d"])
 
         student_vars = self.student.trainable_variables

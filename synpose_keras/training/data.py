@@ -88,6 +88,9 @@ def adapt_dataset(config, source_dir, target_dir, epoch, with_pairs: bool):
                           "student_image": batches[1]["student_image"],
                           "affine": batches[1]["teacher_to_student"],
                           "teacher_index": batches[1]["teacher_index"]}}
+        if a.oracle_labels:  # analysis only: the stored labels replace the teacher's peaks
+            out["target"]["oracle_keypoints"] = batches[1]["teacher_keypoints"]
+            out["target"]["oracle_visible"] = batches[1]["teacher_visible"]
         if with_pairs:
             out["pairs"] = {"base": batches[2]["base_image"], "driving": batches[2]["driving_image"]}
         return out

@@ -125,3 +125,27 @@ def test_without_reconstruction_weight_the_generator_takes_its_own_gradient():
     stage.train_step(adapt_batch(5))
     assert any(not np.allclose(b, np.array(w))
                for b, w in zip(before, stage._generator_variables()))
+
+
+def test_oracle_labels_replace_the_teacher_peaks_only():
+    """``adapt.oracle_labels`` (analysis): stored positions, the teacher's confidences and masks."""
+    stage = _stage(pseudo="2d", rec=False)
+    batch = adapt_batch(4)
+    images = batch["target"]["teacher_image"]
+    oracle = np.random.default_rng(5).uniform(4, SIZE - 4, (2, 21, 2)).astype(np.float32)
+    teacher = stage.pseudo_labels(images)
+    labels = stage.pseudo_labels(images, oracle)
+    np.testing.assert_allclose(np.asarray(labels["keypoints_2d"]), oracle)
+    np.testing.assert_array_equal(np.asarray(labels["mask_2d"]), np.asarray(teacher["mask_2d"]))
+    np.testing.assert_array_equal(np.asarray(labels["scores"]), np.asarray(teacher["scores"]))
+
+    # in a step, unlabelled keypoints get no oracle label: none labelled -> no pseudo loss
+    batch["target"]["oracle_keypoints"] = oracle
+    batch["target"]["oracle_visible"] = np.zeros((2, 21), np.float32)
+    logs = stage.train_step(batch)
+    assert float(logs["mask_2d"]) == 0.0 and float(logs["pseudo_2d"]) == 0.0
+    batch["target"]["oracle_visible"] = np.ones((2, 21), np.float32)
+    for tracker in stage.metrics:
+        tracker.reset_state()
+    logs = stage.train_step(batch)
+    assert float(logs["mask_2d"]) > 0.0 and float(logs["pseudo_2d"]) > 0.0
