@@ -26,7 +26,7 @@ def test_train_end_to_end_then_resume_is_a_no_op(tiny_domains, tmp_path):
     for path in ("config.json", "state.json", "evaluation.json", "pose_predictor.keras",
                  "pretrain/pose_predictor.keras", "pretrain/lifter.keras",
                  "generator/generator.keras", "adapt/pseudo_labels.json",
-                 "style/style_net.keras"):
+                 "style/style_net.keras", "style/quality.json"):
         assert (out / path).exists(), path
     evaluation = json.loads((out / "evaluation.json").read_text())
     assert set(evaluation["rows"]) == {"after pretrain", "after adapt"}
