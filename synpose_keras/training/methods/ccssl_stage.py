@@ -27,7 +27,6 @@ Reference:
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import ops
 
 from synpose_keras.losses.scaling import scale_loss_for_distribution
@@ -36,6 +35,7 @@ from synpose_keras.ops.heatmaps import encode_heatmaps
 from synpose_keras.training.losses import heatmap_mse
 from synpose_keras.training.mean_teacher import copy_weights
 from synpose_keras.training.methods.batch_sync import global_top_fraction_mask
+from synpose_keras.training.methods.teacher_student import TeacherStudentStage
 from synpose_keras.training.methods.ccssl import (
     consensus,
     curriculum_fraction,
@@ -46,7 +46,7 @@ from synpose_keras.training.methods.ccssl import (
 )
 
 
-class CCSSLStage(keras.Model):
+class CCSSLStage(TeacherStudentStage, keras.Model):
     """CC-SSL's self-training iteration as a Keras model whose ``fit`` runs it.
 
     Args:
@@ -106,20 +106,6 @@ class CCSSLStage(keras.Model):
         self.round = keras.Variable(0, trainable=False, name="round", dtype="int32")
         names = ["loss", "source", "target", "kept", "confidence", "temporal"]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def build_all(self, input_size):
-        dummy = np.zeros((1, input_size, input_size, 3), np.float32)
-        self.student(dummy)
-        self.teacher(dummy)
-        self.optimizer.build(self.student.trainable_variables)
-        self.built = True
-
-    def initialize_teacher(self):
-        copy_weights(self.teacher, self.student)
 
     def start_round(self, round_index):
         """New self-training round: the teacher becomes a copy of the student, and the kept

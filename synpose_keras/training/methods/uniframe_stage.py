@@ -41,15 +41,15 @@ Reference:
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import ops
 
 from synpose_keras.losses.scaling import scale_loss_for_distribution
 from synpose_keras.ops.geometry import apply_affine
 from synpose_keras.ops.heatmaps import decode_heatmaps, encode_heatmaps
 from synpose_keras.training.losses import heatmap_mse
-from synpose_keras.training.mean_teacher import copy_weights, ema_update
+from synpose_keras.training.mean_teacher import ema_update
 from synpose_keras.training.methods.batch_sync import global_top_fraction_mask
+from synpose_keras.training.methods.teacher_student import TeacherStudentStage
 from synpose_keras.training.methods.uniframe import (
     keypoint_guided_occlusion,
     occlusion_half_size,
@@ -57,7 +57,7 @@ from synpose_keras.training.methods.uniframe import (
 )
 
 
-class UniFrameStage(keras.Model):
+class UniFrameStage(TeacherStudentStage, keras.Model):
     """UniFrame's adaptation iteration as a Keras model whose ``fit`` runs it.
 
     Args:
@@ -112,20 +112,6 @@ class UniFrameStage(keras.Model):
         self.ema_decay = float(ema_decay)
         names = ["loss", "source", "consistency", "mask", "occluded"]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def build_all(self, input_size):
-        dummy = np.zeros((1, input_size, input_size, 3), np.float32)
-        self.student(dummy)
-        self.teacher(dummy)
-        self.optimizer.build(self.student.trainable_variables)
-        self.built = True
-
-    def initialize_teacher(self):
-        copy_weights(self.teacher, self.student)
 
     def teacher_labels(self, teacher_images):
         """Teacher peaks (teacher-view input pixels) and confidences, no gradient."""
