@@ -109,6 +109,22 @@ class Converter(abc.ABC):
         self.options = {n: o.default for n, o in known.items()}
         self.options.update(options)
 
+    def check_choice(self, name: str, choices: Sequence[str]) -> str:
+        """Returns option ``name``; a ValueError says the allowed values if it is not one."""
+        value = self.options[name]
+        if value not in choices:
+            allowed = (" or ".join(repr(c) for c in choices) if len(choices) == 2
+                       else f"one of {list(choices)}")
+            raise ValueError(f"{name} must be {allowed}. Received: {name}={value!r}")
+        return value
+
+    def check_at_least(self, name: str, minimum: int) -> int:
+        """Returns option ``name`` as an int; a ValueError if it is below ``minimum``."""
+        value = int(self.options[name])
+        if value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}. Received: {name}={value}")
+        return value
+
     @abc.abstractmethod
     def items(self, split: str) -> list[Item]:
         """Ordered, deterministic list of items of ``split`` (one of ``self.splits``)."""

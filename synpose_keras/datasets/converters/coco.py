@@ -207,13 +207,10 @@ class COCOConverter(Converter):
 
     def __init__(self, src: str, **options) -> None:
         super().__init__(src, **options)
-        task = self.options["task"]
-        if task not in ("body", "hand"):
-            raise ValueError(f"task must be 'body' or 'hand'. Received: task={task!r}")
+        task = self.check_choice("task", ("body", "hand"))
         self.skeleton = get_skeleton(task).name
         self.has_3d = bool(self.options["with_3d"])
-        if self.options["min_keypoints"] < 0:
-            raise ValueError(f"min_keypoints must be >= 0. Received: min_keypoints={self.options['min_keypoints']}")
+        self.check_at_least("min_keypoints", 0)
         defaults = {o.name: o.default for o in self.OPTIONS}
         self._json = {}
         for split in ("train", "test"):

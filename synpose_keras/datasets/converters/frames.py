@@ -155,11 +155,8 @@ class FramesConverter(Converter):
 
     def __init__(self, src: str, **options) -> None:
         super().__init__(src, **options)
-        task = self.options["task"]
-        if task not in TASK_SKELETON:
-            raise ValueError(f"task must be one of {sorted(TASK_SKELETON)}. Received: task={task!r}")
-        if self.options["every"] < 1:
-            raise ValueError(f"every must be >= 1. Received: every={self.options['every']}")
+        task = self.check_choice("task", sorted(TASK_SKELETON))
+        self.check_at_least("every", 1)
         if not 0.0 <= self.options["test_fraction"] < 1.0:
             raise ValueError(f"test_fraction must be in [0, 1). Received: test_fraction={self.options['test_fraction']}")
         self.skeleton = get_skeleton(task).name

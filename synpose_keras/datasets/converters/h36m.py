@@ -126,13 +126,9 @@ class H36MConverter(Converter):
 
     def __init__(self, src: str, **options) -> None:
         super().__init__(src, **options)
-        self.every = int(self.options["every"])
-        if self.every < 1:
-            raise ValueError(f"every must be >= 1. Received: every={self.every}")
-        if self.options["sample_by"] not in ("frame", "list"):
-            raise ValueError(f"sample_by must be 'frame' or 'list'. Received: sample_by={self.options['sample_by']!r}")
-        if int(self.options["test_draws"]) < 0:
-            raise ValueError(f"test_draws must be >= 0. Received: test_draws={self.options['test_draws']}")
+        self.every = self.check_at_least("every", 1)
+        self.check_choice("sample_by", ("frame", "list"))
+        self.check_at_least("test_draws", 0)
         self.subjects = {
             "train": _parse_subjects(self.options["train_subjects"], "train_subjects"),
             "test": _parse_subjects(self.options["test_subjects"], "test_subjects"),

@@ -95,12 +95,8 @@ class LSPConverter(Converter):
 
     def __init__(self, src: str, **options) -> None:
         super().__init__(src, **options)
-        if self.options["flag"] not in ("occluded", "visible"):
-            raise ValueError(f"flag must be 'occluded' or 'visible'. Received: flag={self.options['flag']!r}")
-        if self.options["split_rule"] not in ("tllib", "paper"):
-            raise ValueError(
-                f"split_rule must be 'tllib' or 'paper'. Received: split_rule={self.options['split_rule']!r}"
-            )
+        self.check_choice("flag", ("occluded", "visible"))
+        self.check_choice("split_rule", ("tllib", "paper"))
         self.joints_path = os.path.join(self.src, "joints.mat")
         self.image_dir = os.path.join(self.src, "images")
         if not os.path.isfile(self.joints_path):

@@ -187,16 +187,10 @@ class SurrealConverter(Converter):
 
     def __init__(self, src: str, **options) -> None:
         super().__init__(src, **options)
-        if int(self.options["every"]) < 1:
-            raise ValueError(f"every must be >= 1. Received: every={self.options['every']}")
-        self.every = int(self.options["every"])
+        self.every = self.check_at_least("every", 1)
         self.runs = _parse_runs(self.options["runs"])
-        if self.options["shoulders"] not in ("collar", "smpl"):
-            raise ValueError(f"shoulders must be 'collar' or 'smpl'. Received: shoulders={self.options['shoulders']!r}")
-        if self.options["keypoints_2d"] not in ("stored", "projected"):
-            raise ValueError(
-                f"keypoints_2d must be 'stored' or 'projected'. Received: keypoints_2d={self.options['keypoints_2d']!r}"
-            )
+        self.check_choice("shoulders", ("collar", "smpl"))
+        self.check_choice("keypoints_2d", ("stored", "projected"))
         self.joint_index = SMPL_TO_BODY16 if self.options["shoulders"] == "collar" else SMPL_TO_BODY16_SHOULDER
         self.root = self._find_root(self.src)
         self._clips = _ClipCache()

@@ -74,16 +74,13 @@ class SyntheticConverter(Converter):
     def __init__(self, src: str = "", **options) -> None:
         super().__init__(src, **options)
         o = self.options
-        if o["task"] not in ("hand", "body"):
-            raise ValueError(f"task must be 'hand' or 'body'. Received: task={o['task']!r}")
-        if o["domain"] not in ("source", "target"):
-            raise ValueError(f"domain must be 'source' or 'target'. Received: domain={o['domain']!r}")
-        if int(o["seed"]) < 0:
-            raise ValueError(f"seed must be >= 0. Received: seed={o['seed']}")
+        self.check_choice("task", ("hand", "body"))
+        self.check_choice("domain", ("source", "target"))
+        self.check_at_least("seed", 0)
         for name in _SIZE_OPTIONS:
-            minimum = 16 if name == "image_size" else 1 if name in ("target_frames", "target_views") else 0
-            if int(o[name]) < minimum:
-                raise ValueError(f"{name} must be >= {minimum}. Received: {name}={o[name]}")
+            self.check_at_least(
+                name, 16 if name == "image_size" else 1 if name in ("target_frames", "target_views")
+                else 0)
         self.skeleton = get_skeleton(o["task"]).name
         self.generator = SceneGenerator(o["task"], int(o["seed"]), int(o["image_size"]),
                                         frames=int(o["target_frames"]), views=int(o["target_views"]))

@@ -137,13 +137,9 @@ class ThreeDPWConverter(Converter):
 
     def __init__(self, src: str, **options) -> None:
         super().__init__(src, **options)
-        self.every = int(self.options["every"])
-        if self.every < 1:
-            raise ValueError(f"every must be >= 1. Received: every={self.every}")
-        if self.options["head_top"] not in ("invisible", "estimate"):
-            raise ValueError(f"head_top must be 'invisible' or 'estimate'. Received: head_top={self.options['head_top']!r}")
-        if int(self.options["min_keypoints"]) < 0:
-            raise ValueError(f"min_keypoints must be >= 0. Received: min_keypoints={self.options['min_keypoints']}")
+        self.every = self.check_at_least("every", 1)
+        self.check_choice("head_top", ("invisible", "estimate"))
+        self.check_at_least("min_keypoints", 0)
         self.sequence_dir = os.path.join(self.src, "sequenceFiles")
         self.image_dir = os.path.join(self.src, "imageFiles")
         if not os.path.isdir(self.sequence_dir):
