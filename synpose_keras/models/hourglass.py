@@ -34,22 +34,14 @@ def _batch_norm(name):
     return keras.layers.BatchNormalization(momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, name=name)
 
 
-@keras.saving.register_keras_serializable(package="synpose_keras")
-class SameBlock2D(keras.layers.Layer):
-    """Convolution-BatchNorm-ReLU at constant resolution ("same" padding).
-
-    Args:
-        filters: int. Output channels.
-        kernel_size: int. Square kernel side. Defaults to 3.
-        **kwargs: forwarded to `keras.layers.Layer`.
-
-    Shapes: (B, H, W, C) -> (B, H, W, filters).
-    """
+class _ConvBlock(keras.layers.Layer):
+    """Convolution ("same" padding)-BatchNorm-ReLU; the subclasses add what comes around it."""
 
     def __init__(self, filters, kernel_size=3, **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int(filters, "filters", "SameBlock2D")
-        _check_positive_int(kernel_size, "kernel_size", "SameBlock2D")
+        owner = type(self).__name__
+        _check_positive_int(filters, "filters", owner)
+        _check_positive_int(kernel_size, "kernel_size", owner)
         self.filters = int(filters)
         self.kernel_size = int(kernel_size)
         self.conv = keras.layers.Conv2D(filters, kernel_size, padding="same", name="conv")
@@ -60,11 +52,8 @@ class SameBlock2D(keras.layers.Layer):
         self.norm.build(tuple(input_shape[:-1]) + (self.filters,))
         self.built = True
 
-    def call(self, inputs, training=None):
+    def _conv_bn_relu(self, inputs, training):
         return ops.relu(self.norm(self.conv(inputs), training=training))
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.filters,)
 
     def get_config(self):
         config = super().get_config()
@@ -73,7 +62,26 @@ class SameBlock2D(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="synpose_keras")
-class DownBlock2D(keras.layers.Layer):
+class SameBlock2D(_ConvBlock):
+    """Convolution-BatchNorm-ReLU at constant resolution ("same" padding).
+
+    Args:
+        filters: int. Output channels.
+        kernel_size: int. Square kernel side. Defaults to 3.
+        **kwargs: forwarded to `keras.layers.Layer`.
+
+    Shapes: (B, H, W, C) -> (B, H, W, filters).
+    """
+
+    def call(self, inputs, training=None):
+        return self._conv_bn_relu(inputs, training)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.filters,)
+
+
+@keras.saving.register_keras_serializable(package="synpose_keras")
+class DownBlock2D(_ConvBlock):
     """Convolution 3×3-BatchNorm-ReLU followed by 2×2 average pooling (FOMM `DownBlock2d`).
 
     Args:
@@ -85,35 +93,19 @@ class DownBlock2D(keras.layers.Layer):
     """
 
     def __init__(self, filters, kernel_size=3, **kwargs):
-        super().__init__(**kwargs)
-        _check_positive_int(filters, "filters", "DownBlock2D")
-        _check_positive_int(kernel_size, "kernel_size", "DownBlock2D")
-        self.filters = int(filters)
-        self.kernel_size = int(kernel_size)
-        self.conv = keras.layers.Conv2D(filters, kernel_size, padding="same", name="conv")
-        self.norm = _batch_norm("norm")
+        super().__init__(filters, kernel_size, **kwargs)
         self.pool = keras.layers.AveragePooling2D(pool_size=2, name="pool")
 
-    def build(self, input_shape):
-        self.conv.build(input_shape)
-        self.norm.build(tuple(input_shape[:-1]) + (self.filters,))
-        self.built = True
-
     def call(self, inputs, training=None):
-        return self.pool(ops.relu(self.norm(self.conv(inputs), training=training)))
+        return self.pool(self._conv_bn_relu(inputs, training))
 
     def compute_output_shape(self, input_shape):
         b, h, w = input_shape[:3]
         return (b, None if h is None else h // 2, None if w is None else w // 2, self.filters)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update({"filters": self.filters, "kernel_size": self.kernel_size})
-        return config
-
 
 @keras.saving.register_keras_serializable(package="synpose_keras")
-class UpBlock2D(keras.layers.Layer):
+class UpBlock2D(_ConvBlock):
     """Nearest ×2 upsampling followed by convolution 3×3-BatchNorm-ReLU (FOMM `UpBlock2d`).
 
     Args:
@@ -125,31 +117,16 @@ class UpBlock2D(keras.layers.Layer):
     """
 
     def __init__(self, filters, kernel_size=3, **kwargs):
-        super().__init__(**kwargs)
-        _check_positive_int(filters, "filters", "UpBlock2D")
-        _check_positive_int(kernel_size, "kernel_size", "UpBlock2D")
-        self.filters = int(filters)
-        self.kernel_size = int(kernel_size)
-        self.upsample = keras.layers.UpSampling2D(size=2, interpolation="nearest", name="upsample")
-        self.conv = keras.layers.Conv2D(filters, kernel_size, padding="same", name="conv")
-        self.norm = _batch_norm("norm")
-
-    def build(self, input_shape):
-        self.conv.build(input_shape)
-        self.norm.build(tuple(input_shape[:-1]) + (self.filters,))
-        self.built = True
+        super().__init__(filters, kernel_size, **kwargs)
+        self.upsample = keras.layers.UpSampling2D(size=2, interpolation="nearest",
+                                                  name="upsample")
 
     def call(self, inputs, training=None):
-        return ops.relu(self.norm(self.conv(self.upsample(inputs)), training=training))
+        return self._conv_bn_relu(self.upsample(inputs), training)
 
     def compute_output_shape(self, input_shape):
         b, h, w = input_shape[:3]
         return (b, None if h is None else 2 * h, None if w is None else 2 * w, self.filters)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"filters": self.filters, "kernel_size": self.kernel_size})
-        return config
 
 
 @keras.saving.register_keras_serializable(package="synpose_keras")
