@@ -31,7 +31,12 @@ import tensorflow as tf
 
 from synpose_keras.datasets import schema
 from synpose_keras.datasets.pipeline import _inputs
-from synpose_keras.datasets.pipeline.transforms import adjust_color, element_seed, keypoint_crop
+from synpose_keras.datasets.pipeline.transforms import (
+    adjust_color,
+    element_seed,
+    keypoint_crop,
+    transform_labels,
+)
 from synpose_keras.ops import geometry
 
 _F32 = tf.float32
@@ -180,26 +185,7 @@ def plan_batch(batch: dict, skeleton, input_size: int, config, crop_scale: float
         if config.color_jitter != 0:
             out["color"] = color
     out["matrix"] = m
-    kp = tf.cast(geometry.apply_affine(m, tf.cast(batch["keypoints"], _F32)), _F32)
-    vis = tf.cast(batch["visible"], _F32)
-    has_3d = "keypoints_3d" in batch and "intrinsics" in batch
-    if has_3d:
-        kp3 = tf.cast(batch["keypoints_3d"], _F32)
-        intr = tf.matmul(m, tf.cast(batch["intrinsics"], _F32))
-    if flip is not None:
-        perm = tf.constant(list(skeleton.flip_index), tf.int32)
-        f2, f3 = flip[:, None], flip[:, None, None]
-        kp = tf.where(f3, tf.gather(kp, perm, axis=1), kp)
-        vis = tf.where(f2, tf.gather(vis, perm, axis=1), vis)
-        if has_3d:
-            mirror = tf.constant([-1.0, 1.0, 1.0], _F32)
-            kp3 = tf.where(f3, tf.gather(kp3, perm, axis=1) * mirror, kp3)
-            intr = tf.where(f3, intr * mirror[None, :], intr)
-    out["keypoints"] = kp
-    out["visible"] = vis
-    if has_3d:
-        out["keypoints_3d"] = kp3
-        out["intrinsics"] = intr
+    out.update(transform_labels(batch, m, flip, skeleton.flip_index))
     out["inverse_matrix"] = tf.cast(geometry.invert_affine(m), _F32)
     out.update(warp_plan(m, batch["height"], batch["width"], input_size))
     for key in _inputs.PASSTHROUGH:

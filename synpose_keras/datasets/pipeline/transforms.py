@@ -255,24 +255,43 @@ def transform_example(example: dict, matrix, input_size: int, flip=None, flip_in
         "image": warp_image(example["image"], m, input_size, color=color, antialias=antialias),
         "matrix": m,
     }
-    kp = tf.cast(geometry.apply_affine(m, tf.cast(example["keypoints"], _F32)), _F32)
-    vis = tf.cast(example["visible"], _F32)
-    has_3d = "keypoints_3d" in example and "intrinsics" in example
+    out.update(transform_labels(example, m, flip, flip_index))
+    return out
+
+
+def transform_labels(labels: dict, matrix, flip=None, flip_index=None) -> dict:
+    """The label part of :func:`transform_example`, for one example or a batch.
+
+    Args:
+        labels: dict with ``keypoints`` (..., K, 2), ``visible`` (..., K), and optionally
+            ``keypoints_3d`` (..., K, 3) with ``intrinsics`` (..., 3, 3).
+        matrix: (..., 3, 3) stored-image pixels -> input pixels.
+        flip: optional (...) bool tensor (see :func:`transform_example`).
+        flip_index: sequence of int (K,), required with ``flip``.
+
+    Returns:
+        dict with ``keypoints``, ``visible`` and, when given, ``keypoints_3d`` / ``intrinsics``.
+    """
+    m = tf.cast(matrix, _F32)
+    kp = tf.cast(geometry.apply_affine(m, tf.cast(labels["keypoints"], _F32)), _F32)
+    vis = tf.cast(labels["visible"], _F32)
+    has_3d = "keypoints_3d" in labels and "intrinsics" in labels
     if has_3d:
-        kp3 = tf.cast(example["keypoints_3d"], _F32)
-        intr = tf.matmul(m, tf.cast(example["intrinsics"], _F32))
+        kp3 = tf.cast(labels["keypoints_3d"], _F32)
+        intr = tf.matmul(m, tf.cast(labels["intrinsics"], _F32))
     if flip is not None:
         if flip_index is None:
             raise ValueError("flip_index is required when flip is given. Received: flip_index=None")
         perm = tf.constant(list(flip_index), tf.int32)
-        kp = tf.where(flip, tf.gather(kp, perm), kp)
-        vis = tf.where(flip, tf.gather(vis, perm), vis)
+        flip = tf.convert_to_tensor(flip)
+        per_joint, per_point = flip[..., None], flip[..., None, None]
+        kp = tf.where(per_point, tf.gather(kp, perm, axis=-2), kp)
+        vis = tf.where(per_joint, tf.gather(vis, perm, axis=-1), vis)
         if has_3d:
             mirror = tf.constant([-1.0, 1.0, 1.0], _F32)
-            kp3 = tf.where(flip, tf.gather(kp3, perm) * mirror, kp3)
-            intr = tf.where(flip, intr * mirror[None, :], intr)
-    out["keypoints"] = kp
-    out["visible"] = vis
+            kp3 = tf.where(per_point, tf.gather(kp3, perm, axis=-2) * mirror, kp3)
+            intr = tf.where(per_point, intr * mirror, intr)
+    out = {"keypoints": kp, "visible": vis}
     if has_3d:
         out["keypoints_3d"] = kp3
         out["intrinsics"] = intr
