@@ -32,16 +32,14 @@ convention switched off (``scale_loss_for_distribution`` replaced by the identit
 the one inside mean-reduced Keras losses); its updates must come out twice as large.
 """
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.training.replica_runs import STRATEGY_SETUP, result, start
+
 STAGES = ("style", "pretrain", "pretrain_restyle", "generator", "adapt")
 
 SCRIPT = textwrap.dedent(
@@ -52,13 +50,9 @@ SCRIPT = textwrap.dedent(
 
     devices, out_dir, variants = int(sys.argv[1]), sys.argv[2], sys.argv[3].split(",")
     stages = sys.argv[4].split(",")
-    if devices > 1:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
-        strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(devices)])
-    else:
-        strategy = tf.distribute.get_strategy()
+    """
+) + STRATEGY_SETUP + textwrap.dedent(
+    """
 
     import keras
     import keras.src.losses.loss as keras_loss
@@ -197,22 +191,11 @@ def _run(out_dir, devices, variants):
     script = os.path.join(out_dir, "stages.py")
     with open(script, "w") as f:
         f.write(SCRIPT)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get(
-        "PYTHONPATH")])), CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.Popen(
-        [sys.executable, script, str(devices), out_dir, ",".join(variants), ",".join(STAGES)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start(script, [devices, out_dir, ",".join(variants), ",".join(STAGES)])
 
 
 def _wait(process):
-    try:
-        stdout, stderr = process.communicate(timeout=900)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        stdout, stderr = process.communicate()
-        pytest.fail(f"distributed stage run timed out: {stderr[-4000:]}")
-    assert process.returncode == 0, stderr[-6000:]
-    return json.loads(stdout.strip().splitlines()[-1])
+    return result(process, timeout=900)
 
 
 @pytest.fixture(scope="module")

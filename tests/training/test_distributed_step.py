@@ -16,8 +16,6 @@ scaling; its update must come out twice as large, which shows the comparison can
 """
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -29,6 +27,8 @@ from synpose_keras.losses.heatmap_mse import HeatmapMSE
 from synpose_keras.models import PosePredictor
 from synpose_keras.ops.heatmaps import encode_heatmaps
 from synpose_keras.training.supervised_trainer import SupervisedPoseTrainer
+
+from tests.training.replica_runs import STRATEGY_SETUP, result, start
 
 K = 4
 TINY = dict(num_keypoints=K, backbone="resnet18", input_size=64, width_multiplier=0.125,
@@ -44,13 +44,9 @@ SCRIPT = textwrap.dedent(
 
     devices, init_path, data_path, out_dir = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
     config = json.loads(sys.argv[5])
-    if devices > 1:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
-        strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(devices)])
-    else:
-        strategy = tf.distribute.get_strategy()
+    """
+) + STRATEGY_SETUP + textwrap.dedent(
+    """
 
     import keras
     from synpose_keras.losses.scaling import num_replicas_in_sync
@@ -100,13 +96,8 @@ def _run(tmp_path, devices):
     script = tmp_path / "step.py"
     script.write_text(SCRIPT)
     config = json.dumps({"model": TINY, "learning_rate": LEARNING_RATE})
-    result = subprocess.run(
-        [sys.executable, str(script), str(devices), str(tmp_path / "init.weights.h5"),
-         str(tmp_path / "batch.npz"), str(tmp_path), config],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return result(start(script, [devices, tmp_path / "init.weights.h5", tmp_path / "batch.npz",
+                                 tmp_path, config]), timeout=600)
 
 
 def _load(path):

@@ -17,13 +17,12 @@ confidences per replica; both must differ from the one-device update, which show
 comparison can fail.
 """
 
-import json
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
+
+from tests.training.replica_runs import STRATEGY_SETUP, result, start
 
 SCRIPT = textwrap.dedent(
     """
@@ -32,13 +31,9 @@ SCRIPT = textwrap.dedent(
     import tensorflow as tf
 
     devices, data_path, out_dir = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-    if devices > 1:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
-        strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(devices)])
-    else:
-        strategy = tf.distribute.get_strategy()
+    """
+) + STRATEGY_SETUP + textwrap.dedent(
+    """
 
     import keras
     from synpose_keras.models import PosePredictor, StyleNet
@@ -152,14 +147,9 @@ def _run_both(tmp_path):
     """The one-device and the two-replica runs, side by side (independent processes)."""
     script = tmp_path / "step.py"
     script.write_text(SCRIPT)
-    processes = {devices: subprocess.Popen(
-        [sys.executable, str(script), str(devices), str(tmp_path / "batches.npz"), str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for devices in (1, 2)}
-    results = {}
-    for devices, process in processes.items():
-        out, err = process.communicate(timeout=1200)
-        assert process.returncode == 0, err[-6000:]
-        results[devices] = json.loads(out.strip().splitlines()[-1])
+    processes = {devices: start(script, [devices, tmp_path / "batches.npz", tmp_path])
+                 for devices in (1, 2)}
+    results = {devices: result(process, timeout=1200) for devices, process in processes.items()}
     return results[1], results[2]
 
 
