@@ -126,6 +126,9 @@ def run_child(args, timeout=None) -> dict:
 
 def write_result(name: str, data: dict) -> str:
     os.makedirs(RESULTS, exist_ok=True)
+    # a name given as a path or with the extension ("--out benchmarks/results/x.json") is "x"
+    name = os.path.basename(name)
+    name = name[:-len(".json")] if name.endswith(".json") else name
     data = dict(data)
     data.setdefault("environment", {})["loadavg_end"] = loadavg()
     path = os.path.join(RESULTS, f"{name}.json")
