@@ -169,7 +169,7 @@ class AdaptStage(StageModel):
         return self.warping_module.trainable_variables + self.generator.trainable_variables
 
     # ------------------------------------------------------------------------ pseudo-labels
-    def pseudo_labels(self, teacher_images, oracle_keypoints=None):
+    def pseudo_labels(self, teacher_images, oracle_keypoints=None, oracle_visible=None):
         """Teacher pseudo-labels on teacher-view images (no gradient).
 
         Args:
@@ -177,6 +177,8 @@ class AdaptStage(StageModel):
             oracle_keypoints: optional (B, K, 2) stored labels in teacher-view input pixels
                 (``adapt.oracle_labels``, analysis only): they replace the teacher's peaks;
                 confidences and masks still come from the teacher.
+            oracle_visible: optional (B, K) visibility of ``oracle_keypoints``: unlabelled
+                keypoints get no oracle label (both masks 0).
 
         Returns:
             dict with ``keypoints_2d`` / ``keypoints_3d`` (B, K, 2) teacher-view input pixels,
@@ -201,6 +203,10 @@ class AdaptStage(StageModel):
         else:
             out["keypoints_3d"] = peaks
             out["mask_3d"] = ops.zeros_like(scores)
+        if oracle_visible is not None:
+            labelled = ops.cast(ops.cast(oracle_visible, "float32") > 0, "float32")
+            out["mask_2d"] = out["mask_2d"] * labelled
+            out["mask_3d"] = out["mask_3d"] * labelled
         return {k: ops.stop_gradient(v) for k, v in out.items()}
 
     # ------------------------------------------------------------------------ the iteration
@@ -232,7 +238,7 @@ class AdaptStage(StageModel):
 
         # ---- pseudo-labels from the teacher, mapped into the student view
         labels = self.pseudo_labels(ops.cast(tgt["teacher_image"], "float32"),
-                                    tgt.get("oracle_keypoints"))
+                                    tgt.get("oracle_keypoints"), tgt.get("oracle_visible"))
         affine = ops.cast(tgt["affine"], "float32")
         labels["keypoints_2d"] = apply_affine(affine, labels["keypoints_2d"])
         labels["keypoints_3d"] = apply_affine(affine, labels["keypoints_3d"])
@@ -248,13 +254,6 @@ class AdaptStage(StageModel):
                                           self.combined)
         mask_2d = mask_2d * in_2d
         mask_3d = mask_3d * in_3d
-        if "oracle_visible" in tgt:  # analysis only: unlabelled keypoints get no oracle label
-            labelled = ops.cast(ops.cast(tgt["oracle_visible"], "float32") > 0, "float32")
-            if "teacher_index" in tgt:
-                labelled = ops.take_along_axis(labelled, ops.cast(tgt["teacher_index"], "int32"),
-                                               axis=1)
-            mask_2d = mask_2d * labelled
-            mask_3d = mask_3d * labelled
         overlap = mask_overlap(labels["mask_2d"], labels["mask_3d"])
 
         student_vars = self.student.trainable_variables

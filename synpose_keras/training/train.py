@@ -171,14 +171,14 @@ class Trainer:
             c, c.source, c.target, e), epochs, iterations)
         runner.run(self.resume)
         _save_model(net, self._path("style", "style_net.keras"))
-        self._style_quality(net)
+        self._measure_style_quality(net)
 
-    def _style_quality(self, net) -> dict:
-        """Content preservation of the trained StyleNet -> ``RUN/style/quality.json`` (cached)."""
-        path = self._path("style", "quality.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                return json.load(f)
+    def _restyling_allowed(self, score: float) -> bool:
+        minimum = self.config.style.min_quality
+        return minimum <= 0 or score >= minimum
+
+    def _measure_style_quality(self, net) -> dict:
+        """Content preservation of the trained StyleNet -> ``RUN/style/quality.json``."""
         c = self.config
         content, styles = [], []
         for batch in stage_data.style_dataset(c, c.source, c.target, 0).take(
@@ -191,8 +191,8 @@ class Trainer:
                    "min_quality": float(c.style.min_quality),
                    "measure": "mean Sobel-edge correlation between source images and their "
                               "restyling with target styles (alpha=1)"}
-        _write_json(path, quality)
-        if c.style.min_quality > 0 and score < c.style.min_quality:
+        _write_json(self._path("style", "quality.json"), quality)
+        if not self._restyling_allowed(score):
             self.log(f"[style] WARNING: the StyleNet keeps little of the content's structure "
                      f"(content preservation {score:.2f} < style.min_quality "
                      f"{c.style.min_quality}): restyled images would not show the pose their "
@@ -209,8 +209,14 @@ class Trainer:
             return None
         net = _load(path)
         net.trainable = False
-        score = self._style_quality(net)["content_preservation"]
-        if self.config.style.min_quality > 0 and score < self.config.style.min_quality:
+        quality_path = self._path("style", "quality.json")
+        if os.path.exists(quality_path):  # written by the style stage
+            with open(quality_path) as f:
+                quality = json.load(f)
+        else:  # a StyleNet trained before the gate existed
+            quality = self._measure_style_quality(net)
+        score = quality["content_preservation"]
+        if not self._restyling_allowed(score):
             self.log(f"[{stage}] restyling is off: StyleNet content preservation {score:.2f} < "
                      f"style.min_quality {self.config.style.min_quality} (RUN/style/quality.json)")
             return None

@@ -18,6 +18,7 @@ from synpose_keras.skeletons import get_skeleton
 
 _SIZE_OPTIONS = ("image_size", "source_train", "source_test", "target_sequences", "target_frames",
                  "target_views", "target_test")
+_SIZE_MINIMUM = {"image_size": 16, "target_frames": 1, "target_views": 1}  # others: 0
 
 
 @register_converter
@@ -78,9 +79,7 @@ class SyntheticConverter(Converter):
         self.check_choice("domain", ("source", "target"))
         self.check_at_least("seed", 0)
         for name in _SIZE_OPTIONS:
-            self.check_at_least(
-                name, 16 if name == "image_size" else 1 if name in ("target_frames", "target_views")
-                else 0)
+            self.check_at_least(name, _SIZE_MINIMUM.get(name, 0))
         self.skeleton = get_skeleton(o["task"]).name
         self.generator = SceneGenerator(o["task"], int(o["seed"]), int(o["image_size"]),
                                         frames=int(o["target_frames"]), views=int(o["target_views"]))

@@ -35,7 +35,6 @@ from synpose_keras.ops.heatmaps import encode_heatmaps
 from synpose_keras.training.losses import heatmap_mse
 from synpose_keras.training.mean_teacher import copy_weights
 from synpose_keras.training.methods.batch_sync import global_top_fraction_mask
-from synpose_keras.training.methods.teacher_student import TeacherStudentStage
 from synpose_keras.training.methods.ccssl import (
     consensus,
     curriculum_fraction,
@@ -44,6 +43,7 @@ from synpose_keras.training.methods.ccssl import (
     warp_back,
     warp_by,
 )
+from synpose_keras.training.methods.teacher_student import TeacherStudentStage
 
 
 class CCSSLStage(TeacherStudentStage, keras.Model):

@@ -6,7 +6,6 @@ with the same runner, data, checkpoints, resume and evaluation as ours.
 
 from __future__ import annotations
 
-
 import keras
 
 from synpose_keras.training import data as stage_data
