@@ -14,7 +14,7 @@ exposed (``All-12`` and ``All-16``).
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping
+from typing import Mapping, Optional
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +32,11 @@ class Skeleton:
             pseudo-labels: for keypoint i, the largest angle (degrees) between its bone
             (parent(i) -> i) and the parent's bone (parent(parent(i)) -> parent(i)). Keypoints
             not listed are unconstrained. Defaults to no limits.
+        inversion_pairs: tuple of (int, int). The keypoints a mirror-image reading of the pose
+            swaps (an "inversion" error, Ronchi & Perona 2017): left/right for bodies (the flip
+            pairs); for hands, whose chirality is fixed, the finger order (index <-> little,
+            middle <-> ring), the error of reading the palm side as the back. Defaults to
+            ``flip_pairs``.
     """
 
     name: str
@@ -41,6 +46,7 @@ class Skeleton:
     groups: Mapping[str, tuple]
     all_columns: Mapping[str, tuple]
     bend_limits: Mapping[int, float] = dataclasses.field(default_factory=dict)
+    inversion_pairs: Optional[tuple] = None
 
     @property
     def num_keypoints(self) -> int:
@@ -54,10 +60,13 @@ class Skeleton:
     @property
     def flip_index(self) -> tuple:
         """Permutation that maps keypoint i to its mirror keypoint (identity when unpaired)."""
-        perm = list(range(self.num_keypoints))
-        for a, b in self.flip_pairs:
-            perm[a], perm[b] = b, a
-        return tuple(perm)
+        return _pair_permutation(self.flip_pairs, self.num_keypoints)
+
+    @property
+    def inversion_index(self) -> tuple:
+        """Permutation that maps keypoint i to its keypoint under an inversion (see Args)."""
+        pairs = self.flip_pairs if self.inversion_pairs is None else self.inversion_pairs
+        return _pair_permutation(pairs, self.num_keypoints)
 
     @property
     def columns(self) -> tuple:
@@ -66,6 +75,13 @@ class Skeleton:
 
     def index(self, name: str) -> int:
         return self.keypoint_names.index(name)
+
+
+def _pair_permutation(pairs, num_keypoints: int) -> tuple:
+    perm = list(range(num_keypoints))
+    for a, b in pairs:
+        perm[a], perm[b] = b, a
+    return tuple(perm)
 
 
 _FINGERS = ("thumb", "index", "middle", "ring", "little")
@@ -90,6 +106,9 @@ HAND21 = Skeleton(
     bend_limits={**{1 + 4 * f + 1: 100.0 for f in range(5)},
                  **{1 + 4 * f + 2: 120.0 for f in range(5)},
                  **{1 + 4 * f + 3: 100.0 for f in range(5)}},
+    # palm read as back: index <-> little, middle <-> ring, joint by joint (thumb and wrist stay)
+    inversion_pairs=tuple((1 + 4 * a + j, 1 + 4 * b + j) for a, b in ((1, 4), (2, 3))
+                          for j in range(4)),
 )
 
 BODY16 = Skeleton(

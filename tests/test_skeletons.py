@@ -49,6 +49,14 @@ def test_flip_index_is_an_involution(skeleton):
 
 
 @pytest.mark.parametrize("skeleton", ALL_SKELETONS, ids=lambda s: s.name)
+def test_inversion_index_is_an_involution_that_moves_keypoints(skeleton):
+    perm = skeleton.inversion_index
+    assert sorted(perm) == list(range(skeleton.num_keypoints))
+    assert all(perm[perm[i]] == i for i in range(skeleton.num_keypoints))
+    assert sum(perm[i] != i for i in range(skeleton.num_keypoints)) >= 2
+
+
+@pytest.mark.parametrize("skeleton", ALL_SKELETONS, ids=lambda s: s.name)
 def test_flip_pairs_map_left_to_right(skeleton):
     used = [i for pair in skeleton.flip_pairs for i in pair]
     assert len(used) == len(set(used))

@@ -34,5 +34,9 @@ def evaluate_command(
     typer.echo(f"PCK@{result['threshold']:g} of {result['model']} on {result['data']} "
                f"({result['split']}, {result['count']} samples):")
     typer.echo(format_table({name: result["table"]}, result["skeleton"], name_header="Model"))
+    rate = result.get("inversion_rate")
+    if rate is not None and rate == rate:  # not NaN
+        what = "finger order (palm read as back)" if result["skeleton"] == "hand21" else "left/right"
+        typer.echo(f"Inversions ({what} swapped): {rate:.1f}% of samples")
     if json_path is not None:
         typer.echo(f"Wrote {write_json(result, json_path)}")

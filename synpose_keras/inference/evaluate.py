@@ -33,8 +33,9 @@ def evaluate_model(model_or_run, data_dir: Optional[str] = None, split: str = "t
     Returns:
         dict: ``table`` (column -> PCK in %, columns of the skeleton: Hand21 ``MCP PIP DIP Fin
         All``; Body16 ``Head ... Ankle All All-16``), ``per_keypoint`` (K values in %, NaN where
-        no valid sample), ``keypoint_names``, ``skeleton``, ``count``, ``model``, ``data``,
-        ``split``, ``threshold``.
+        no valid sample), ``inversion_rate`` (% of samples predicted as the mirror-image pose,
+        see :func:`synpose_keras.metrics.inversions`), ``keypoint_names``, ``skeleton``,
+        ``count``, ``model``, ``data``, ``split``, ``threshold``.
 
     Raises:
         FileNotFoundError: missing model, run model or dataset (``meta.json``).

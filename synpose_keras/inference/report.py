@@ -277,16 +277,19 @@ def _readme(run_dir, config, evaluation, rows, skeleton, pseudo, switch, figures
     lines.append("")
     if pseudo:
         last = pseudo[-1]
-        lines += ["| epoch | overlap | selected | accuracy | saturation | coincidence | combined |",
-                  "|---:|---:|---:|---:|---:|---:|---|"]
+        lines += ["| epoch | overlap | selected | accuracy | saturation | coincidence | inverted "
+                  "| combined |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in pseudo:
             lines.append(f"| {r['epoch'] + 1} | {_fmt(r.get('overlap'))} "
                          f"| {r.get('selected', '-')} | {_fmt(r.get('accuracy'))} "
                          f"| {_fmt(r.get('saturation'))} | {_fmt(r.get('coincidence'))} "
+                         f"| {_fmt(r.get('inversion'))} "
                          f"| {'yes' if r.get('combined') else 'no'} |")
         lines += ["", f"Final epoch: overlap {_fmt(last.get('overlap'))}, label accuracy "
                   f"{_fmt(last.get('accuracy'))}, saturation {_fmt(last.get('saturation'))}, "
-                  f"coincidence of wrong labels {_fmt(last.get('coincidence'))} (measured on "
+                  f"coincidence of wrong labels {_fmt(last.get('coincidence'))}, teacher poses "
+                  f"inverted (mirror image) {_fmt(last.get('inversion'))} (measured on "
                   "labelled target training samples; analysis only).", "",
                   f"![Pseudo-label statistics]({link('pseudo_labels')})", ""]
     elif "pseudo_labels" in skipped:

@@ -11,6 +11,8 @@ print(format_table({"ours": part_group_table(result.per_keypoint, HAND21)}, HAND
 ```
 """
 
+from synpose_keras.metrics.inversions import InversionResult
+from synpose_keras.metrics.inversions import inversions
 from synpose_keras.metrics.pck import PCKResult
 from synpose_keras.metrics.pck import heatmap_argmax
 from synpose_keras.metrics.pck import pck
@@ -22,11 +24,13 @@ from synpose_keras.metrics.table import part_group_table
 from synpose_keras.metrics.table import table_to_markdown
 
 __all__ = [
+    "InversionResult",
     "PCKAccumulator",
     "PCKMetric",
     "PCKResult",
     "format_table",
     "heatmap_argmax",
+    "inversions",
     "part_group_table",
     "pck",
     "pck_from_heatmaps",

@@ -11,6 +11,9 @@ training, i.e. that received a pseudo-label in that epoch):
   received a correct pseudo-label (cumulative over epochs).
 - ``coincidence``: |W_{t-1} ∩ W_t| / |W_{t-1} ∪ W_t| where W_t is the set of incorrect selected
   labels of epoch t (how persistent the wrong labels are; lower is better). NaN in the first epoch.
+- ``inversion``: fraction of the analysed samples whose teacher pose is the mirror-image reading
+  of the ground truth (:func:`synpose_keras.metrics.inversions`; NaN when not measured). Such
+  labels are confident and kinematically valid, so no mask removes them.
 """
 
 from __future__ import annotations
@@ -48,8 +51,11 @@ class PseudoLabelStatistics:
         self._selected = 0
         self._correct = 0
         self._combined = False
+        self._inverted = 0
+        self._inversion_counted = 0
 
-    def update(self, sample_ids, labels, gt, gt_visible, selected, overlap=None, combined=False):
+    def update(self, sample_ids, labels, gt, gt_visible, selected, overlap=None, combined=False,
+               inversions=None):
         """Adds one batch.
 
         Args:
@@ -60,6 +66,7 @@ class PseudoLabelStatistics:
             selected: (B, K) mask of the labels used for training.
             overlap: optional float, IoU(M_2D, M_3D) of the batch.
             combined: bool, whether the integrated schedule used the combined mask.
+            inversions: optional :class:`synpose_keras.metrics.InversionResult` of the batch.
         """
         labels = np.asarray(labels, dtype=np.float64)
         gt = np.asarray(gt, dtype=np.float64)
@@ -81,6 +88,9 @@ class PseudoLabelStatistics:
         if overlap is not None:
             self._overlaps.append(float(overlap))
         self._combined = self._combined or bool(combined)
+        if inversions is not None:
+            self._inverted += int(inversions.inverted.sum())
+            self._inversion_counted += int(inversions.counted.sum())
 
     def end_epoch(self) -> dict:
         """Closes the epoch and returns its row (also appended to ``history``)."""
@@ -98,6 +108,8 @@ class PseudoLabelStatistics:
                            if self._seen_valid else math.nan),
             "coincidence": coincidence,
             "combined": self._combined,
+            "inversion": (self._inverted / self._inversion_counted if self._inversion_counted
+                          else math.nan),
         }
         self.history.append(row)
         self._previous_wrong = self._wrong

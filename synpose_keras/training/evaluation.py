@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 
 from synpose_keras.datasets import read_meta
-from synpose_keras.metrics import PCKAccumulator, part_group_table
+from synpose_keras.metrics import PCKAccumulator, heatmap_argmax, inversions, part_group_table
 from synpose_keras.models.forward import forward_function
 from synpose_keras.skeletons import get_skeleton
 
@@ -28,7 +28,9 @@ def evaluate_predictor(model, data_dir: str, split: str = "test", batch_size: in
 
     Returns:
         dict: ``table`` (column -> PCK in %), ``per_keypoint`` (K values in %, NaN where no
-        valid sample), ``count`` (samples), ``data``, ``split``, ``threshold``.
+        valid sample), ``count`` (samples), ``inversion_rate`` (% of samples whose prediction is
+        closer to the mirror-image reading of the GT, :func:`synpose_keras.metrics.inversions`;
+        NaN when no sample has the keypoints to tell), ``data``, ``split``, ``threshold``.
     """
 
     from synpose_keras.datasets.pipeline import eval_pipeline
@@ -47,6 +49,7 @@ def evaluate_predictor(model, data_dir: str, split: str = "test", batch_size: in
         ds = ds.unbatch().take(limit).batch(batch_size)
     acc = PCKAccumulator(skeleton.num_keypoints, threshold=threshold, heatmap_size=heatmap_size)
     count = 0
+    inverted = counted = 0
     for batch in ds:
         pred = forward_function(model)(batch["image"])
         if pred.shape[-1] != skeleton.num_keypoints:
@@ -54,13 +57,19 @@ def evaluate_predictor(model, data_dir: str, split: str = "test", batch_size: in
                 f"The model predicts {pred.shape[-1]} keypoints but {data_dir} uses "
                 f"{skeleton.name} ({skeleton.num_keypoints} keypoints)."
             )
-        acc.add_heatmaps(np.asarray(pred), batch["heatmaps"].numpy(), batch["weights"].numpy())
+        pred_kp, _ = heatmap_argmax(np.asarray(pred))
+        gt_kp, _ = heatmap_argmax(batch["heatmaps"].numpy())
+        result = acc.add(pred_kp, gt_kp, batch["weights"].numpy())
+        swaps = inversions(pred_kp, gt_kp, result.valid, skeleton)
+        inverted += int(swaps.inverted.sum())
+        counted += int(swaps.counted.sum())
         count += int(batch["image"].shape[0])
     per_kp = acc.result()
     return {
         "table": dict(part_group_table(per_kp, skeleton)),
         "per_keypoint": [float(100.0 * v) for v in per_kp],
         "count": count,
+        "inversion_rate": 100.0 * inverted / counted if counted else float("nan"),
         "data": str(data_dir),
         "split": split,
         "threshold": threshold,

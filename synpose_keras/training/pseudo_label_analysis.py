@@ -4,13 +4,15 @@ After each adaptation epoch the teacher labels a fixed subset of the *labelled* 
 split (no augmentation, protocol crop) exactly as it does during training (M_2D, 3D
 pseudo-labels, M_3D, the current mask strategy), and the labels are compared with the ground
 truth. This uses target labels, so it is analysis only: nothing here reaches the training step.
-A label counts as the 2D label where the 2D mask selected it, else the 3D label.
+A label counts as the 2D label where the 2D mask selected it, else the 3D label. The inversion
+rate is measured on the teacher's 2D peaks of every analysed sample.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from synpose_keras.metrics import inversions
 from synpose_keras.pseudo_labels import PseudoLabelStatistics, mask_overlap, strategy_masks
 
 
@@ -63,10 +65,13 @@ class PseudoLabelAnalysis:
             chosen = np.where(use_2d[..., None], np.asarray(labels["keypoints_2d"]),
                               np.asarray(labels["keypoints_3d"]))
             selected = np.maximum(m2, m3)
+            swaps = inversions(np.asarray(labels["keypoints_2d"]), batch["keypoints"],
+                               batch["weights"], self.skeleton)
             self.stats.update(batch["source_id"], chosen / stride, batch["keypoints"] / stride,
                               batch["weights"], selected,
                               overlap=float(mask_overlap(labels["mask_2d"], labels["mask_3d"])),
-                              combined=bool(float(self.stage.combined.numpy()) > 0.5))
+                              combined=bool(float(self.stage.combined.numpy()) > 0.5),
+                              inversions=swaps)
         return self.stats.end_epoch()
 
     def state(self) -> dict:

@@ -54,15 +54,19 @@ def pck_bars(tables: dict, path: str, title: str = "PCK@0.05", errors: dict = No
 
 
 def pseudo_label_curves(history: list, path: str, threshold: float = None) -> str:
-    """Per-epoch pseudo-label statistics (overlap, accuracy, saturation, coincidence)."""
+    """Per-epoch pseudo-label statistics (overlap, accuracy, saturation, coincidence,
+    inversion rate where measured)."""
     if not history:
         raise ValueError("pseudo_label_curves needs at least one epoch of statistics.")
     epochs = [row["epoch"] + 1 for row in history]
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for key, label in (("overlap", "M2D/M3D overlap (IoU)"), ("accuracy", "label accuracy"),
                        ("saturation", "saturation (ever correct)"),
-                       ("coincidence", "coincidence of wrong labels")):
+                       ("coincidence", "coincidence of wrong labels"),
+                       ("inversion", "inverted (mirror-image) poses")):
         values = [row.get(key, math.nan) for row in history]
+        if key == "inversion" and all(v is None or math.isnan(v) for v in values):
+            continue  # not measured (statistics of earlier versions)
         ax.plot(epochs, values, marker="o", label=label)
     if threshold is not None:
         ax.axhline(threshold, color="gray", linestyle="--", linewidth=1, label="switch threshold")

@@ -42,3 +42,18 @@ def test_invalid_ground_truth_is_ignored_and_state_round_trips():
     clone = PseudoLabelStatistics(heatmap_size=64)
     clone.load_state(stats.state())
     assert clone.state() == stats.state()
+
+
+def test_inversion_rate_is_accumulated_over_the_epoch_and_nan_when_not_measured():
+    from synpose_keras.metrics import InversionResult
+
+    stats = PseudoLabelStatistics(heatmap_size=64)
+    stats.update(*_batch([[0.0, 0.0], [0.0, 0.0]], [[1, 1], [1, 1]]),
+                 inversions=InversionResult(inverted=np.array([True, False]),
+                                            counted=np.array([True, True])))
+    stats.update(*_batch([[0.0, 0.0], [0.0, 0.0]], [[1, 1], [1, 1]]),
+                 inversions=InversionResult(inverted=np.array([True, False]),
+                                            counted=np.array([True, False])))
+    assert stats.end_epoch()["inversion"] == pytest.approx(2 / 3)
+    stats.update(*_batch([[0.0, 0.0], [0.0, 0.0]], [[1, 1], [1, 1]]))
+    assert math.isnan(stats.end_epoch()["inversion"])
