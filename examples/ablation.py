@@ -13,6 +13,16 @@ baseline            + UniFrame-style pseudo-labels (M_2D: 50% most confident), n
 +pseudo+rec         integrated pseudo-labels + reconstruction (the full method)
 ==================  =====================================================================
 
+Analysis variants (not run by default; name them with ``--variants``; they use the target's
+labels, so they are ceilings, never adaptation results):
+
+==================  =====================================================================
+oracle              source loss + the target's stored labels for every keypoint in the
+                    pseudo-label path (``adapt.oracle_labels``, ``mask_fraction=1``): what
+                    correct target labels would give with the same iterations
+oracle-masked       the same with the teacher's 50% mask (only the label positions are true)
+==================  =====================================================================
+
 The tables (mean ± std over seeds of PCK@0.05 per part group on the target test split, the
 protocol; and the same at PCK@0.2, which shows coarse localisation) are written to
 ``OUT/ablation.md`` and ``OUT/ablation.json``; ``pretrain`` is the model after pre-training.
@@ -40,6 +50,11 @@ VARIANTS = {
     "+pseudo": {"adapt.pseudo": "integrated", "adapt.rec": False},
     "+rec": {"adapt.pseudo": "2d", "adapt.rec": True},
     "+pseudo+rec": {"adapt.pseudo": "integrated", "adapt.rec": True},
+}
+ANALYSIS_VARIANTS = {
+    "oracle": {"adapt.pseudo": "2d", "adapt.rec": False, "adapt.oracle_labels": True,
+               "adapt.mask_fraction": 1.0},
+    "oracle-masked": {"adapt.pseudo": "2d", "adapt.rec": False, "adapt.oracle_labels": True},
 }
 
 
@@ -98,7 +113,8 @@ def run(task, seeds, out, preset="demo", sets=None, variants=None, log=print):
                 if not os.path.exists(run_dir):
                     shutil.copytree(base_dir, run_dir,
                                     ignore=shutil.ignore_patterns("evaluation.json", "logs"))
-                config = apply_overrides(get_preset(preset), {**overrides, **VARIANTS[name],
+                settings = {**VARIANTS, **ANALYSIS_VARIANTS}[name]
+                config = apply_overrides(get_preset(preset), {**overrides, **settings,
                                                               "stages": ("adapt",)})
                 config.source, config.target = shared["source"], shared["target"]
                 # a resumed run keeps its saved config: the variant's settings are written there
@@ -179,7 +195,7 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--preset", default="demo")
     parser.add_argument("--set", dest="sets", action="append", help="config override KEY=VALUE")
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS) + list(ANALYSIS_VARIANTS))
     parser.add_argument("--rewrite", action="store_true",
                         help="only rewrite OUT/ablation.md from OUT/ablation.json")
     args = parser.parse_args()

@@ -35,6 +35,7 @@ def test_train_end_to_end_then_resume_is_a_no_op(tiny_domains, tmp_path):
     assert state["completed"] == ["style", "pretrain", "generator", "adapt"]
     stats = json.loads((out / "adapt/pseudo_labels.json").read_text())
     assert len(stats) == 1 and 0.0 <= stats[0]["overlap"] <= 1.0
+    assert 0.0 <= stats[0]["inversion"] <= 1.0
     model = keras.models.load_model(out / "pose_predictor.keras")
     assert model.predict(np.zeros((1, 64, 64, 3), np.uint8), verbose=0).shape == (1, 16, 16, 21)
     # a second call without --resume refuses to overwrite; with --resume nothing is re-run
@@ -44,6 +45,31 @@ def test_train_end_to_end_then_resume_is_a_no_op(tiny_domains, tmp_path):
     resumed = _train(["--out", str(out), "--resume"])
     assert resumed.exit_code == 0, resumed.output
     assert resumed.output.count("already completed") == 4
+    _check_gap_diagnostics(out, tmp_path / "gap.json")
+
+
+def _check_gap_diagnostics(run, path):
+    """examples/gap_diagnostics.py on the trained run: the breakdown and the teacher's labels."""
+    import runpy
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "gap_diagnostics.py")
+    argv = sys.argv
+    sys.argv = [script, str(run), "--batches", "1", "--json", str(path)]
+    try:
+        runpy.run_path(script, run_name="__main__")
+    finally:
+        sys.argv = argv
+    result = json.loads(path.read_text())
+    for split in ("source test", "target test"):
+        row = result["breakdown"][split]
+        assert row["samples"] == 8
+        assert 0.0 <= row["pck@0.05"] <= row["pck@0.1"] <= row["pck@0.2"] <= 100.0
+    teacher = result["teacher_on_target_train"]
+    assert teacher["samples"] == 8
+    assert teacher["masks"]["M_2D"]["selected"] == pytest.approx(0.5, abs=0.05)
+    assert (teacher["masks"]["M_2D and M_3D"]["selected"]
+            <= min(teacher["masks"]["M_2D"]["selected"], teacher["masks"]["M_3D"]["selected"]))
 
 
 def test_mismatched_skeletons_are_refused_before_training(tiny_domains, tmp_path):
