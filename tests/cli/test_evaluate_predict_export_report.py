@@ -317,7 +317,7 @@ def _fake_run(root, data_dir, with_pseudo=True, model=None):
         write_json(run / "adapt" / "pseudo_labels.json", [
             {"epoch": e, "overlap": o, "selected": 100 + e, "accuracy": 0.5 + 0.1 * e,
              "saturation": 0.3 + 0.1 * e, "coincidence": math.nan if e == 0 else 0.25,
-             "combined": c}
+             "inversion": 0.2 + 0.05 * e, "combined": c}
             for e, (o, c) in enumerate([(0.40, False), (0.82, True), (0.71, True)])])
     if model is not None:
         model.save(run / "pose_predictor.keras")
@@ -340,8 +340,9 @@ def test_report_draws_every_figure_and_summarises(tmp_path, hand_data, hand_mode
     assert "| after pretrain | 70.0 | 65.5 | 60.2 | 50.0 | 62.0 |" in readme
     assert "| after adapt | 80.0 | 75.5 | 70.0 | 61.2 | 72.5 |" in readme
     assert "after adaptation epoch 2 (overlap 0.830 ≥ threshold 0.8)" in readme
-    assert "| 1 | 0.400 | 100 | 0.500 | 0.300 | - | no |" in readme
+    assert "| 1 | 0.400 | 100 | 0.500 | 0.300 | - | 0.200 | no |" in readme
     assert "Final epoch: overlap 0.710, label accuracy 0.700, saturation 0.500" in readme
+    assert "teacher poses inverted (mirror image) 0.300" in readme
     for name in ("pck.png", "pseudo_labels.png", "training.png", "target_pck.png",
                  "predictions.png"):
         assert f"]({name})" in readme
