@@ -36,7 +36,9 @@ def evaluate_command(
     typer.echo(format_table({name: result["table"]}, result["skeleton"], name_header="Model"))
     rate = result.get("inversion_rate")
     if rate is not None and rate == rate:  # not NaN
-        what = "finger order (palm read as back)" if result["skeleton"] == "hand21" else "left/right"
-        typer.echo(f"Inversions ({what} swapped): {rate:.1f}% of samples")
+        what = ("finger order swapped: palm read as back" if result["skeleton"] == "hand21"
+                else "left and right swapped")
+        typer.echo(f"Inversions: {rate:.1f}% of samples predicted as the mirror-image pose "
+                   f"({what})")
     if json_path is not None:
         typer.echo(f"Wrote {write_json(result, json_path)}")

@@ -64,6 +64,9 @@ def test_evaluate_prints_table_a_and_writes_the_result_as_json(hand_data, hand_m
         assert value * 5 / 100 == pytest.approx(round(value * 5 / 100), abs=1e-9)
     row = [line for line in result.output.splitlines() if line.startswith("hand ")][0]
     assert row.split()[-1] == f"{expected['table']['All']:.1f}"
+    assert written["inversion_rate"] == pytest.approx(expected["inversion_rate"])
+    assert (f"Inversions: {expected['inversion_rate']:.1f}% of samples predicted as the "
+            "mirror-image pose (finger order swapped" in result.output)
 
 
 def test_evaluate_a_run_folder_defaults_to_the_runs_target(hand_data, hand_model, tmp_path):
