@@ -33,6 +33,15 @@ class InversionResult:
     inverted: np.ndarray
     counted: np.ndarray
 
+    @classmethod
+    def concatenate(cls, results) -> "InversionResult":
+        """One result over the samples of several (e.g. the batches of an evaluation)."""
+        results = list(results)
+        if not results:
+            return cls(inverted=np.zeros(0, bool), counted=np.zeros(0, bool))
+        return cls(inverted=np.concatenate([r.inverted for r in results]),
+                   counted=np.concatenate([r.counted for r in results]))
+
     @property
     def rate(self) -> float:
         """Fraction of counted samples that are inverted (NaN when none is counted)."""

@@ -22,6 +22,8 @@ import math
 
 import numpy as np
 
+from synpose_keras.metrics.inversions import InversionResult
+
 
 class PseudoLabelStatistics:
     """Accumulates pseudo-label statistics over batches and epochs.
@@ -51,8 +53,7 @@ class PseudoLabelStatistics:
         self._selected = 0
         self._correct = 0
         self._combined = False
-        self._inverted = 0
-        self._inversion_counted = 0
+        self._inversions: list = []
 
     def update(self, sample_ids, labels, gt, gt_visible, selected, overlap=None, combined=False,
                inversions=None):
@@ -89,8 +90,7 @@ class PseudoLabelStatistics:
             self._overlaps.append(float(overlap))
         self._combined = self._combined or bool(combined)
         if inversions is not None:
-            self._inverted += int(inversions.inverted.sum())
-            self._inversion_counted += int(inversions.counted.sum())
+            self._inversions.append(inversions)
 
     def end_epoch(self) -> dict:
         """Closes the epoch and returns its row (also appended to ``history``)."""
@@ -108,8 +108,7 @@ class PseudoLabelStatistics:
                            if self._seen_valid else math.nan),
             "coincidence": coincidence,
             "combined": self._combined,
-            "inversion": (self._inverted / self._inversion_counted if self._inversion_counted
-                          else math.nan),
+            "inversion": InversionResult.concatenate(self._inversions).rate,
         }
         self.history.append(row)
         self._previous_wrong = self._wrong

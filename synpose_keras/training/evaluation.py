@@ -8,7 +8,13 @@ from typing import Optional
 import numpy as np
 
 from synpose_keras.datasets import read_meta
-from synpose_keras.metrics import PCKAccumulator, heatmap_argmax, inversions, part_group_table
+from synpose_keras.metrics import (
+    InversionResult,
+    PCKAccumulator,
+    heatmap_argmax,
+    inversions,
+    part_group_table,
+)
 from synpose_keras.models.forward import forward_function
 from synpose_keras.skeletons import get_skeleton
 
@@ -49,7 +55,7 @@ def evaluate_predictor(model, data_dir: str, split: str = "test", batch_size: in
         ds = ds.unbatch().take(limit).batch(batch_size)
     acc = PCKAccumulator(skeleton.num_keypoints, threshold=threshold, heatmap_size=heatmap_size)
     count = 0
-    inverted = counted = 0
+    swaps = []
     for batch in ds:
         pred = forward_function(model)(batch["image"])
         if pred.shape[-1] != skeleton.num_keypoints:
@@ -60,16 +66,14 @@ def evaluate_predictor(model, data_dir: str, split: str = "test", batch_size: in
         pred_kp, _ = heatmap_argmax(np.asarray(pred))
         gt_kp, _ = heatmap_argmax(batch["heatmaps"].numpy())
         result = acc.add(pred_kp, gt_kp, batch["weights"].numpy())
-        swaps = inversions(pred_kp, gt_kp, result.valid, skeleton)
-        inverted += int(swaps.inverted.sum())
-        counted += int(swaps.counted.sum())
+        swaps.append(inversions(pred_kp, gt_kp, result.valid, skeleton))
         count += int(batch["image"].shape[0])
     per_kp = acc.result()
     return {
         "table": dict(part_group_table(per_kp, skeleton)),
         "per_keypoint": [float(100.0 * v) for v in per_kp],
         "count": count,
-        "inversion_rate": 100.0 * inverted / counted if counted else float("nan"),
+        "inversion_rate": 100.0 * InversionResult.concatenate(swaps).rate,
         "data": str(data_dir),
         "split": split,
         "threshold": threshold,
