@@ -20,7 +20,7 @@ place of the teacher's (``examples/ablation.py --variants oracle``).
 Usage::
 
     python examples/gap_diagnostics.py runs/ablation-hand/seed0/shared [--model M.keras]
-        [--batches 8] [--json OUT.json]
+        [--batches 8] [--teacher-rotations 4] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -56,8 +56,12 @@ def error_breakdown(model, data_dir, split, skeleton, thresholds=(0.05, 0.1, 0.2
     return out
 
 
-def teacher_labels(run_dir, config, skeleton, batches=8):
-    """Quality of the pre-trained teacher's pseudo-labels on target training views."""
+def teacher_labels(run_dir, config, skeleton, batches=8, teacher_rotations=None):
+    """Quality of the pre-trained teacher's pseudo-labels on target training views.
+
+    ``teacher_rotations`` (default: the run's ``adapt.teacher_rotations``) reads the labels off
+    the teacher's rotation ensemble (:mod:`synpose_keras.pseudo_labels.ensemble`).
+    """
     import keras
 
     from synpose_keras.datasets.pipeline import AugmentConfig, target_views_pipeline
@@ -72,7 +76,9 @@ def teacher_labels(run_dir, config, skeleton, batches=8):
                        bone_ratios=np.load(path("bone_ratios.npy")) if has_3d else None,
                        pseudo="integrated" if has_3d else "2d", rec=False,
                        mask_fraction=config.adapt.mask_fraction,
-                       agreement_px=config.adapt.agreement_px)
+                       agreement_px=config.adapt.agreement_px,
+                       teacher_rotations=(config.adapt.teacher_rotations
+                                          if teacher_rotations is None else teacher_rotations))
     ds = target_views_pipeline(config.target, input_size=config.model.input_size,
                                batch_size=32, seed=config.seed, training=False,
                                crop_from_keypoints=False, student_augment=AugmentConfig.none())
@@ -116,6 +122,8 @@ def main():
     parser.add_argument("run", help="run folder with pretrain/pose_predictor.keras")
     parser.add_argument("--model", help="model to break down (default: the pre-trained one)")
     parser.add_argument("--batches", type=int, default=8, help="target batches of 32 analysed")
+    parser.add_argument("--teacher-rotations", type=int, choices=(1, 2, 4),
+                        help="teacher views averaged (default: the run's adapt.teacher_rotations)")
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args()
 
@@ -132,7 +140,8 @@ def main():
     result = {"model": model_path, "breakdown": {}}
     for name, data in (("source test", config.source), ("target test", config.target)):
         result["breakdown"][name] = error_breakdown(model, data, "test", skeleton)
-    result["teacher_on_target_train"] = teacher_labels(args.run, config, skeleton, args.batches)
+    result["teacher_on_target_train"] = teacher_labels(args.run, config, skeleton, args.batches,
+                                                       args.teacher_rotations)
 
     print(f"Model {model_path}")
     print("| split | samples | PCK@0.05 | PCK@0.1 | PCK@0.2 | median error (hm px) | inverted % |")

@@ -19,6 +19,9 @@ def evaluate_command(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the result here."),
     batch_size: int = typer.Option(32, help="Images per forward pass."),
     limit: Optional[int] = typer.Option(None, help="Evaluate the first N samples only."),
+    rotations: int = typer.Option(1, help="1: the protocol (one pass). 2 or 4: test-time "
+                                  "ensembling over the image turned by 0/180 or 0/90/180/270 "
+                                  "degrees (not the protocol; printed as such)."),
 ) -> None:
     """PCK@0.05 per part group and All (bodies: All = 12 limbs, All-16 = every keypoint)."""
     from synpose_keras.inference.evaluate import evaluate_model, write_json
@@ -26,13 +29,15 @@ def evaluate_command(
 
     try:
         result = evaluate_model(model, None if data is None else str(data), split=split,
-                                batch_size=batch_size, limit=limit)
+                                batch_size=batch_size, limit=limit, rotations=rotations)
     except (FileNotFoundError, ValueError) as err:
         typer.echo(f"Error: {err}", err=True)
         raise typer.Exit(code=2)
     name = os.path.basename(os.path.dirname(result["model"])) if model.is_dir() else model.stem
     typer.echo(f"PCK@{result['threshold']:g} of {result['model']} on {result['data']} "
-               f"({result['split']}, {result['count']} samples):")
+               f"({result['split']}, {result['count']} samples"
+               + (f"; NOT the protocol: heatmaps averaged over {result['rotations']} rotations"
+                  if result["rotations"] > 1 else "") + "):")
     typer.echo(format_table({name: result["table"]}, result["skeleton"], name_header="Model"))
     rate = result.get("inversion_rate")
     if rate is not None and rate == rate:  # not NaN

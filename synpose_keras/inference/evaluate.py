@@ -18,7 +18,7 @@ from synpose_keras.skeletons import get_skeleton
 
 def evaluate_model(model_or_run, data_dir: Optional[str] = None, split: str = "test",
                    batch_size: int = 32, limit: Optional[int] = None,
-                   threshold: float = 0.05) -> dict:
+                   threshold: float = 0.05, rotations: int = 1) -> dict:
     """Evaluates a ``.keras`` pose model (or a RUN folder's final model) on a converted dataset.
 
     Args:
@@ -29,13 +29,15 @@ def evaluate_model(model_or_run, data_dir: Optional[str] = None, split: str = "t
         batch_size: int. Defaults to 32.
         limit: optional int. Only the first N samples.
         threshold: float. PCK threshold as a fraction of the heatmap size. Defaults to 0.05.
+        rotations: int. 1 (the protocol, default), or 2 / 4 for test-time rotation ensembling
+            (heatmaps averaged over the image turned by quarter turns; not the protocol).
 
     Returns:
         dict: ``table`` (column -> PCK in %, columns of the skeleton: Hand21 ``MCP PIP DIP Fin
         All``; Body16 ``Head ... Ankle All All-16``), ``per_keypoint`` (K values in %, NaN where
         no valid sample), ``inversion_rate`` (% of samples predicted as the mirror-image pose,
         see :func:`synpose_keras.metrics.inversions`), ``keypoint_names``, ``skeleton``,
-        ``count``, ``model``, ``data``, ``split``, ``threshold``.
+        ``count``, ``model``, ``data``, ``split``, ``threshold``, ``rotations``.
 
     Raises:
         FileNotFoundError: missing model, run model or dataset (``meta.json``).
@@ -51,7 +53,10 @@ def evaluate_model(model_or_run, data_dir: Optional[str] = None, split: str = "t
     ```
     """
     from synpose_keras.datasets import read_meta
+    from synpose_keras.pseudo_labels.ensemble import check_rotations
     from synpose_keras.training.evaluation import evaluate_predictor
+
+    check_rotations(rotations, "rotations")
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive int. Received: batch_size={batch_size}")
@@ -88,7 +93,7 @@ def evaluate_model(model_or_run, data_dir: Optional[str] = None, split: str = "t
                 "evaluate a synpose_keras PosePredictor."
             )
     result = evaluate_predictor(model, data_dir, split=split, batch_size=batch_size, limit=limit,
-                                threshold=threshold)
+                                threshold=threshold, rotations=rotations)
     result.update(model=model_path, skeleton=skeleton.name,
                   keypoint_names=list(skeleton.keypoint_names))
     return result

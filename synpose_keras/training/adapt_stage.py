@@ -7,7 +7,9 @@ One iteration (``AdaptStage.train_step``)::
     teacher <- EMA(student)
 
 - ``L_src``: visibility-weighted heatmap MSE of the student on (restyled) source images.
-- Teacher on the teacher view of each target image -> argmax peaks and confidences.
+- Teacher on the teacher view of each target image -> argmax peaks and confidences (optionally
+  of the mean over the view turned by quarter turns, ``teacher_rotations``; not in the paper:
+  :mod:`synpose_keras.pseudo_labels.ensemble`).
   ``M_2D`` keeps the most confident ``mask_fraction`` of keypoint instances of the batch.
   3D pseudo-labels: peaks -> Lifter -> kinematic projection onto the source's bone-length ratios
   and bend limits -> least-squares reprojection onto the peaks. ``M_3D`` keeps keypoints whose
@@ -63,6 +65,7 @@ from synpose_keras.models.reconstruction import reconstruct
 from synpose_keras.ops.geometry import apply_affine
 from synpose_keras.ops.heatmaps import decode_heatmaps, encode_heatmaps
 from synpose_keras.ops.warp import normalize_keypoints
+from synpose_keras.pseudo_labels.ensemble import check_rotations, ensemble_heatmaps
 from synpose_keras.pseudo_labels.kinematics import project_to_skeleton, reproject
 from synpose_keras.pseudo_labels.masks import (
     agreement_mask,
@@ -96,12 +99,16 @@ class AdaptStage(StageModel):
         train_generator: bool. Keep training W and G with L_rec (their own optimizer).
         vgg_weights: optional str. VGG-19 weights for the perceptual loss; None uses the L1 + SSIM
             pyramid.
+        teacher_rotations: int. 1 (the paper): the teacher sees the teacher view once. 2 or 4: its
+            heatmaps are averaged over the view turned by 0/180 or 0/90/180/270 degrees before
+            peaks, confidences and masks are read (:mod:`synpose_keras.pseudo_labels.ensemble`).
     """
 
     def __init__(self, student, teacher, skeleton, lifter=None, bone_ratios=None,
                  warping_module=None, generator=None, pseudo="integrated", rec=True,
                  lambda_pl=1.0, lambda_rec=1.0, mask_fraction=0.5, agreement_px=2.0,
-                 ema_decay=0.999, train_generator=True, vgg_weights=None, **kwargs):
+                 ema_decay=0.999, train_generator=True, vgg_weights=None, teacher_rotations=1,
+                 **kwargs):
         super().__init__(**kwargs)
         uses_3d = pseudo in ("integrated", "independent", "union", "3d")
         if uses_3d and (lifter is None or bone_ratios is None):
@@ -129,6 +136,7 @@ class AdaptStage(StageModel):
         self.ema_decay = float(ema_decay)
         self.train_generator = bool(train_generator) and rec
         self.vgg_weights = vgg_weights
+        self.teacher_rotations = check_rotations(teacher_rotations)
         self.reconstruction_loss = make_reconstruction_loss(vgg_weights)
         # integrated schedule state (0 = independent masks, 1 = combined); checkpointed
         self.combined = keras.Variable(0.0, trainable=False, name="combined", dtype="float32")
@@ -184,9 +192,11 @@ class AdaptStage(StageModel):
             dict with ``keypoints_2d`` / ``keypoints_3d`` (B, K, 2) teacher-view input pixels,
             ``scores`` (B, K), ``mask_2d`` / ``mask_3d`` (B, K).
         """
-        heatmaps = self.teacher(teacher_images, training=False)
-        stride = ops.shape(teacher_images)[1] // ops.shape(heatmaps)[1]
-        stride = ops.cast(stride, "float32")
+        stride_px = int(self.teacher.stride)
+        hm_size = int(teacher_images.shape[1]) // stride_px
+        heatmaps = ensemble_heatmaps(lambda x: self.teacher(x, training=False), teacher_images,
+                                     self.teacher_rotations, stride_px, hm_size)
+        stride = ops.cast(stride_px, "float32")
         peaks_hm, scores = decode_heatmaps(heatmaps)
         peaks = peaks_hm * stride
         if oracle_keypoints is not None:

@@ -177,6 +177,12 @@ class AdaptConfig:
             kinematically corrected reprojection agree within this distance (heatmap pixels).
         pair_fallback: optional str. "affine": datasets without sequences pair an image with a
             random affine of itself. None: refuse such targets when ``rec`` is on.
+        teacher_rotations: int. 1 (the paper, default): the teacher sees each target view once.
+            2 or 4: its heatmaps are averaged over the view turned by 0/180 or 0/90/180/270
+            degrees (multi-transform inference as in data distillation, Radosavovic et al. 2018;
+            not in Lin et al.'s method), then peaks, confidences and masks are read off the
+            average; the teacher forward costs that many times more. Measured on the embedded
+            hand benchmark in docs/results.md.
         oracle_labels: bool. ANALYSIS ONLY, never an adaptation result: the pseudo-label
             positions are the target's stored labels (teacher view) instead of the teacher's
             peaks; masks, mapping into the student view and re-rendering are unchanged. Measures
@@ -200,6 +206,7 @@ class AdaptConfig:
     agreement_px: float = 2.0
     occlusion_prob: float = 0.5
     pair_fallback: Optional[str] = "affine"
+    teacher_rotations: int = 1
     oracle_labels: bool = False
 
 
@@ -354,6 +361,7 @@ class TrainConfig:
                 f"({self.model.output_stride}). "
                 f"Received: model.input_size={self.model.input_size}"
             )
+        _check("adapt.teacher_rotations", self.adapt.teacher_rotations, (1, 2, 4))
         if self.adapt.pair_fallback not in (None, "affine"):
             raise ValueError(
                 "adapt.pair_fallback must be 'affine' or None. "

@@ -327,7 +327,8 @@ class Trainer:
                            warping_module=warp, generator=gen, pseudo=a.pseudo, rec=a.rec,
                            lambda_pl=a.lambda_pl, lambda_rec=a.lambda_rec,
                            mask_fraction=a.mask_fraction, agreement_px=a.agreement_px,
-                           ema_decay=a.ema_decay, vgg_weights=c.generator.vgg_weights)
+                           ema_decay=a.ema_decay, vgg_weights=c.generator.vgg_weights,
+                           teacher_rotations=a.teacher_rotations)
         stage.compile(optimizer=keras.optimizers.Adam(a.lr),
                       generator_optimizer=keras.optimizers.Adam(c.generator.lr, beta_1=0.5,
                                                                 beta_2=0.999))

@@ -69,6 +69,25 @@ def test_evaluate_prints_table_a_and_writes_the_result_as_json(hand_data, hand_m
             "mirror-image pose (finger order swapped" in result.output)
 
 
+def test_evaluate_with_rotation_ensembling_says_it_is_not_the_protocol(hand_data, hand_model,
+                                                                       tmp_path):
+    path, model = hand_model
+    out = tmp_path / "eval4.json"
+    result = _invoke(["evaluate", path, "--data", hand_data, "--rotations", 4, "--json", out])
+    assert result.exit_code == 0, result.output
+    assert "NOT the protocol: heatmaps averaged over 4 rotations" in result.output
+    written = json.loads(out.read_text())
+    assert written["rotations"] == 4
+    expected = evaluate_predictor(model, str(hand_data), "test", rotations=4)
+    single = evaluate_predictor(model, str(hand_data), "test")
+    assert single["rotations"] == 1
+    assert written["per_keypoint"] == pytest.approx(expected["per_keypoint"], nan_ok=True)
+    assert written["per_keypoint"] != pytest.approx(single["per_keypoint"], nan_ok=True)
+    result = _invoke(["evaluate", path, "--data", hand_data, "--rotations", 3])
+    assert result.exit_code == 2 and "rotations must be one of [1, 2, 4]" in result.output
+    assert "rotations=3" in result.output
+
+
 def test_evaluate_a_run_folder_defaults_to_the_runs_target(hand_data, hand_model, tmp_path):
     path, model = hand_model
     run = tmp_path / "run"

@@ -55,7 +55,7 @@ def _check_gap_diagnostics(run, path):
 
     script = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "gap_diagnostics.py")
     argv = sys.argv
-    sys.argv = [script, str(run), "--batches", "1", "--json", str(path)]
+    sys.argv = [script, str(run), "--batches", "1", "--teacher-rotations", "4", "--json", str(path)]
     try:
         runpy.run_path(script, run_name="__main__")
     finally:
@@ -103,3 +103,10 @@ def test_bad_override_is_reported(tmp_path):
     result = _train(["--out", str(tmp_path / "run"), "--set", "adapt.nope=1"])
     assert result.exit_code == 2
     assert "adapt.nope" in result.output
+
+
+def test_bad_teacher_rotations_are_refused_before_training(tmp_path):
+    result = _train(["--out", str(tmp_path / "run"), "--set", "adapt.teacher_rotations=3"])
+    assert result.exit_code == 2
+    assert "adapt.teacher_rotations must be one of [1, 2, 4]" in result.output
+    assert not (tmp_path / "run" / "state.json").exists()

@@ -149,3 +149,32 @@ def test_oracle_labels_replace_the_teacher_peaks_only():
         tracker.reset_state()
     logs = stage.train_step(batch)
     assert float(logs["mask_2d"]) > 0.0 and float(logs["pseudo_2d"]) > 0.0
+
+
+def test_teacher_rotations_read_labels_off_the_rotation_ensemble():
+    from synpose_keras.ops.heatmaps import decode_heatmaps
+    from synpose_keras.pseudo_labels.ensemble import ensemble_heatmaps
+
+    warp, gen = warping_and_generator()
+    stage = AdaptStage(predictor(0), predictor(1), HAND21, lifter=lifter(),
+                       bone_ratios=bone_ratios(), warping_module=warp, generator=gen,
+                       teacher_rotations=4)
+    stage.compile(optimizer=keras.optimizers.Adam(1e-3))
+    stage.build_all(SIZE)
+    stage.initialize_teacher()
+    images = adapt_batch(4)["target"]["teacher_image"]
+    labels = stage.pseudo_labels(images)
+    teacher = stage.teacher
+    mean = ensemble_heatmaps(lambda x: teacher(x, training=False), np.asarray(images, "float32"),
+                             4, teacher.stride, SIZE // teacher.stride)
+    peaks, scores = decode_heatmaps(mean)
+    np.testing.assert_allclose(np.asarray(labels["scores"]), np.asarray(scores), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(labels["keypoints_2d"]),
+                               np.asarray(peaks) * teacher.stride)
+    single = decode_heatmaps(teacher(np.asarray(images, "float32"), training=False))[1]
+    assert not np.allclose(np.asarray(single), np.asarray(scores))
+    logs = stage.train_step(adapt_batch(5))
+    assert all(np.isfinite(float(logs[n])) for n in ("loss", "pseudo_2d", "pseudo_3d", "rec"))
+    with pytest.raises(ValueError, match="teacher_rotations must be one of"):
+        AdaptStage(predictor(0), predictor(1), HAND21, pseudo="2d", rec=False,
+                   teacher_rotations=3)
