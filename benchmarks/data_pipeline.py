@@ -20,6 +20,7 @@ Targets: ours >= 2x the peer loader; conversion memory flat between the two size
 Usage::
 
     python benchmarks/data_pipeline.py [--reps 3] [--batches 6] [--converters] [--no-per-example]
+        [--no-tf-warp]
     python benchmarks/data_pipeline.py --convert-child synthetic 100 /tmp/out   # (internal)
 """
 
@@ -111,6 +112,18 @@ def ours_sequential_factory(folder, input_size, heatmap_size, batch):
         transforms.adjust_color = original
 
 
+def ours_tf_warp_factory(folder, input_size, heatmap_size, batch):
+    """``source_pipeline`` with TensorFlow's warp kernel (``ImageProjectiveTransformV3``), as
+    before F9; the library's default is now OpenCV's ``warpAffine`` (same coordinates)."""
+    from synpose_keras.datasets.pipeline.transforms import set_warp_backend
+
+    previous = set_warp_backend("tensorflow")
+    try:
+        return ours_factory(folder, input_size, heatmap_size, batch)
+    finally:
+        set_warp_backend(previous)
+
+
 def ours_per_example_factory(folder, input_size, heatmap_size, batch):
     """``source_pipeline`` as before F6: ``prepare_example`` (all the small-op work) on every
     element, then ``batch``. The library now stages it (``pipeline/batch_transforms.py``)."""
@@ -175,6 +188,9 @@ def pipeline_benchmark(args):
         if args.per_example:
             loaders["ours_per_example"] = ours_per_example_factory(folder, input_size,
                                                                    heatmap_size, args.batch)
+        if args.tf_warp:
+            loaders["ours_tf_warp"] = ours_tf_warp_factory(folder, input_size, heatmap_size,
+                                                           args.batch)
         loaders["peer"] = peer_factory(files, input_size, heatmap_size, args.batch, workers)
         print(f"== {label}: stored {image_size}², input {input_size}², heatmaps {heatmap_size}²")
         samples = {name: [] for name in loaders}
@@ -298,6 +314,8 @@ def main(argv=None):
                         "first written (before F5)")
     parser.add_argument("--per-example", action=argparse.BooleanOptionalAction, default=True,
                         help="also time source_pipeline as before F6 (prepare_example per element)")
+    parser.add_argument("--tf-warp", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the pipeline with TensorFlow's warp kernel (pre-F9)")
     parser.add_argument("--no-pipeline", action="store_true")
     parser.add_argument("--convert-small", type=int, default=100)
     parser.add_argument("--convert-child", nargs=3, metavar=("KIND", "COUNT", "OUT"))

@@ -33,6 +33,7 @@ from synpose_keras.datasets import schema
 from synpose_keras.datasets.pipeline import _inputs
 from synpose_keras.datasets.pipeline.transforms import (
     adjust_color,
+    affine_warp,
     element_seed,
     keypoint_crop,
     transform_labels,
@@ -209,10 +210,7 @@ def decode_warp(example: dict, output_size: int) -> dict:
         lambda: tf.image.resize(img, tf.stack([ex["nh"], ex["nw"]]), method="bilinear",
                                 antialias=True),
         lambda: img)
-    warped = tf.raw_ops.ImageProjectiveTransformV3(
-        images=img[None], transforms=ex["params"][None],
-        output_shape=tf.constant([output_size, output_size], tf.int32),
-        fill_value=tf.constant(0.0, _F32), interpolation="BILINEAR", fill_mode="CONSTANT")[0]
+    warped = affine_warp(img, ex["params"], output_size)
     out["image"] = tf.ensure_shape(tf.clip_by_value(warped, 0.0, 255.0),
                                    [output_size, output_size, 3])
     return out
