@@ -203,14 +203,17 @@ def decode_warp(example: dict, output_size: int) -> dict:
     ex = example
     out = {k: v for k, v in ex.items() if k not in PLAN_KEYS}
     img = tf.cast(schema.decode_image(ex["image"]), _F32)[ex["y0"]:ex["y1"], ex["x0"]:ex["x1"]]
-    if "color" in ex:
-        img = adjust_color(img, ex["color"])
-    img = tf.cond(
-        ex["shrink"],
-        lambda: tf.image.resize(img, tf.stack([ex["nh"], ex["nw"]]), method="bilinear",
-                                antialias=True),
-        lambda: img)
-    warped = affine_warp(img, ex["params"], output_size)
+    color = ex.get("color")
+
+    def shrunk():  # colour, antialiased shrink, warp
+        small = img if color is None else adjust_color(img, color)
+        small = tf.image.resize(small, tf.stack([ex["nh"], ex["nw"]]), method="bilinear",
+                                antialias=True)
+        return affine_warp(small, ex["params"], output_size)
+
+    # without a shrink, colour and warp are one kernel call (OpenCV backend)
+    warped = tf.cond(ex["shrink"], shrunk,
+                     lambda: affine_warp(img, ex["params"], output_size, color=color))
     out["image"] = tf.ensure_shape(tf.clip_by_value(warped, 0.0, 255.0),
                                    [output_size, output_size, 3])
     return out

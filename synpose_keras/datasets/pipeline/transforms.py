@@ -74,11 +74,27 @@ def _cv2():
     return _CV2[0]
 
 
-def _warp_numpy(image, params, size):
+def _adjust_color_numpy(image, color):
+    """:func:`adjust_color` on a float32 numpy image (same colour matrix and offset)."""
+    cv2 = _cv2()
+    b, c, s = (float(v) for v in color)
+    w = np.asarray(_GREY_WEIGHTS, np.float64)
+    mu = float(np.dot(cv2.mean(image)[:3], w))
+    matrix = s * c * b * np.eye(3) + (1.0 - s) * c * b * w[:, None] * np.ones((1, 3))
+    offset = (1.0 - c) * b * mu * (s + (1.0 - s) * w.sum())
+    # cv2.transform: out_i = sum_j m[i, j] in_j + m[i, 3]; adjust_color: out = in @ matrix + t
+    m = np.concatenate([matrix.T, np.full((3, 1), offset)], axis=1)
+    out = cv2.transform(image, m)
+    return np.clip(out, 0.0, 255.0, out=out)
+
+
+def _warp_numpy(image, params, size, color=None):
     cv2 = _cv2()
     p = np.asarray(params, np.float64)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     image = np.ascontiguousarray(image, np.float32)
+    if color is not None:
+        image = _adjust_color_numpy(image, color)
     if p[6] == 0.0 and p[7] == 0.0:
         out = cv2.warpAffine(image, p[:6].reshape(2, 3), (int(size), int(size)), flags=flags,
                              borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
@@ -89,7 +105,7 @@ def _warp_numpy(image, params, size):
     return out.reshape(int(size), int(size), image.shape[-1])
 
 
-def affine_warp(image, params, output_size: int):
+def affine_warp(image, params, output_size: int, color=None):
     """Bilinear warp of one float32 ``(h, w, C)`` image into ``(S, S, C)``, zero outside.
 
     Args:
@@ -97,16 +113,25 @@ def affine_warp(image, params, output_size: int):
         params: (8,) float32 ``ImageProjectiveTransformV3`` parameters (output pixel -> input
             point).
         output_size: int. S.
+        color: optional (3,) factors: :func:`adjust_color` on ``image`` first (C = 3); with the
+            OpenCV backend both run in one call.
 
     Returns:
         float32 (S, S, C), not clipped. The kernel is :func:`warp_backend`'s.
     """
     size = int(output_size)
+    image = tf.cast(image, _F32)
     if warp_backend() == "opencv":
-        out = tf.numpy_function(lambda img, p: _warp_numpy(img, p, size),
-                                [tf.cast(image, _F32), tf.cast(params, _F32)], _F32,
-                                stateful=False)
+        if color is None:
+            out = tf.numpy_function(lambda img, p: _warp_numpy(img, p, size),
+                                    [image, tf.cast(params, _F32)], _F32, stateful=False)
+        else:
+            out = tf.numpy_function(lambda img, p, col: _warp_numpy(img, p, size, col),
+                                    [image, tf.cast(params, _F32), tf.cast(color, _F32)], _F32,
+                                    stateful=False)
         return tf.reshape(out, [size, size, tf.shape(image)[-1]])
+    if color is not None:
+        image = adjust_color(image, color)
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=tf.cast(image, _F32)[None], transforms=tf.cast(params, _F32)[None],
         output_shape=tf.constant([size, size], tf.int32), fill_value=tf.constant(0.0, _F32),
@@ -284,13 +309,18 @@ def warp_image(image, matrix, output_size: int, color=None, antialias: bool = Tr
     y1 = tf.clip_by_value(tf.cast(tf.math.ceil(tf.reduce_max(pts[:, 1])), tf.int32) + 3, y0 + 1, h)
     img = img[y0:y1, x0:x1]
     m = tf.matmul(m, tf.cast(geometry.translation_matrix(tf.cast(x0, _F32), tf.cast(y0, _F32)), _F32))
-    if color is not None:
-        img = adjust_color(img, color)
-
-    if antialias:
+    direct = lambda: affine_warp(img, geometry.to_transform_params(m), size, color=color)  # noqa: E731
+    if not antialias:
+        out = direct()
+    else:
         scale = tf.sqrt(tf.abs(m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]))
 
-        def shrink():
+        def shrunk():
+            small = img if color is None else adjust_color(img, color)
+            small, m_small = shrink(small)
+            return affine_warp(small, geometry.to_transform_params(m_small), size)
+
+        def shrink(img):
             hh = tf.cast(tf.shape(img)[0], _F32)
             ww = tf.cast(tf.shape(img)[1], _F32)
             nh = tf.maximum(tf.round(hh * scale), 1.0)
@@ -306,10 +336,9 @@ def warp_image(image, matrix, output_size: int, color=None, antialias: bool = Tr
             ])
             return small, tf.matmul(m, geometry.invert_affine(resize_m))
 
-        img, m = tf.cond(scale < 0.9, shrink, lambda: (img, m))
-
-    params = tf.cast(geometry.to_transform_params(m), _F32)
-    out = affine_warp(img, params, size)
+        # colour first, then the antialiased shrink; without a shrink colour and warp are one
+        # kernel call (OpenCV backend)
+        out = tf.cond(scale < 0.9, shrunk, direct)
     return tf.ensure_shape(tf.clip_by_value(out, 0.0, 255.0), [size, size, 3])
 
 
