@@ -15,6 +15,7 @@ Shape glossary:
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -58,19 +59,24 @@ def warp_backend() -> str:
 
 
 _CV2 = []
+_CV2_LOCK = threading.Lock()
 
 
 def _cv2():
+    """OpenCV, imported and set to one thread once (under a lock: tf.data calls in parallel)."""
     if not _CV2:
-        try:
-            import cv2
-        except ImportError as err:  # pragma: no cover - a dependency of the package
-            raise ImportError(
-                "The 'opencv' warp backend needs OpenCV (pip install opencv-python-headless), "
-                "or choose TensorFlow's kernel: "
-                "synpose_keras.datasets.pipeline.set_warp_backend('tensorflow')") from err
-        cv2.setNumThreads(1)
-        _CV2.append(cv2)
+        with _CV2_LOCK:
+            if not _CV2:
+                try:
+                    import cv2
+                except ImportError as err:  # pragma: no cover - a dependency of the package
+                    raise ImportError(
+                        "The 'opencv' warp backend needs OpenCV (pip install "
+                        "opencv-python-headless), or choose TensorFlow's kernel: "
+                        "synpose_keras.datasets.pipeline.transforms.set_warp_backend"
+                        "('tensorflow')") from err
+                cv2.setNumThreads(1)
+                _CV2.append(cv2)
     return _CV2[0]
 
 
@@ -122,6 +128,7 @@ def affine_warp(image, params, output_size: int, color=None):
     size = int(output_size)
     image = tf.cast(image, _F32)
     if warp_backend() == "opencv":
+        _cv2()  # import and configure OpenCV now, in the thread that builds the pipeline
         if color is None:
             out = tf.numpy_function(lambda img, p: _warp_numpy(img, p, size),
                                     [image, tf.cast(params, _F32)], _F32, stateful=False)
