@@ -67,7 +67,7 @@ def ensemble_heatmaps(predict, images, rotations: int, stride: int, heatmap_size
 
     Args:
         predict: callable ``(N, S, S, 3) -> (N, H, H, K)`` (the teacher, inference mode).
-        images: ``(B, S, S, 3)`` float images.
+        images: ``(B, S, S, 3)`` images (cast to float32 for the turned views).
         rotations: 1, 2 or 4 views (1 returns ``predict(images)``).
         stride: int. ``S // H``.
         heatmap_size: int. H.
@@ -78,6 +78,7 @@ def ensemble_heatmaps(predict, images, rotations: int, stride: int, heatmap_size
     turns = quarter_turns(rotations)
     if turns == (0,):
         return predict(images)
+    images = ops.cast(images, "float32")
     batch = ops.shape(images)[0]
     views = [rotate_images(images, k, stride, heatmap_size) for k in turns]
     heatmaps = predict(ops.concatenate(views, axis=0))

@@ -66,8 +66,7 @@ def evaluate_predictor(model, data_dir: str, split: str = "test", batch_size: in
     count = 0
     swaps = []
     for batch in ds:
-        images = batch["image"] if rotations == 1 else np.asarray(batch["image"], np.float32)
-        pred = ensemble_heatmaps(forward, images, rotations, input_size // heatmap_size,
+        pred = ensemble_heatmaps(forward, batch["image"], rotations, input_size // heatmap_size,
                                  heatmap_size)
         if pred.shape[-1] != skeleton.num_keypoints:
             raise ValueError(
