@@ -167,8 +167,17 @@ def feature_spec(has_3d: bool, num_keypoints: Optional[int] = None) -> dict:
 
 
 def decode_image(encoded: tf.Tensor, height=None, width=None) -> tf.Tensor:
-    """Decodes PNG/JPEG bytes to uint8 (H, W, 3); sets the static channel count."""
-    image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
+    """Decodes PNG/JPEG bytes to uint8 (H, W, 3); sets the static channel count.
+
+    JPEG is decoded with the accurate integer IDCT (``dct_method="INTEGER_ACCURATE"``, libjpeg's
+    ``JDCT_ISLOW``), the one PIL and OpenCV use, so the pipelines' two backends and
+    ``synpose predict`` (PIL) read the same pixels; TensorFlow's default (``INTEGER_FAST``)
+    differs from it by up to 9 grey levels.
+    """
+    image = tf.cond(
+        tf.io.is_jpeg(encoded),
+        lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False))
     image = tf.ensure_shape(image, [None, None, 3])
     if height is not None and width is not None:
         image = tf.reshape(image, tf.stack([tf.cast(height, tf.int32), tf.cast(width, tf.int32), 3]))

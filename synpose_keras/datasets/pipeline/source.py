@@ -15,6 +15,7 @@ from synpose_keras.datasets.pipeline.transforms import (
     materialize,
     sample_augmentation,
     transform_example,
+    warp_backend,
 )
 from synpose_keras.ops import geometry
 from synpose_keras.ops.heatmaps import HeatmapCodec
@@ -88,9 +89,11 @@ def source_pipeline(
     then (``training``) one random affine (``augment``) and colour jitter, applied in ONE
     bilinear warp to the image and exactly to the keypoints; a flip relabels left/right joints.
     Heatmaps come from :class:`~synpose_keras.ops.HeatmapCodec` (joints that leave the input get
-    weight 0). With encoded records (a dataset folder) the work is staged so that only decode and
-    the warp run per element, the matrix algebra, labels and heatmaps per batch
-    (``batch_transforms``); the samples are those of :func:`prepare_example`, bit for bit.
+    weight 0). With encoded records (a dataset folder) the work is staged: the matrix algebra,
+    labels and heatmaps run per batch (``batch_transforms``), and decode + warp run for the whole
+    batch in one OpenCV call (the default warp backend) or per element (TensorFlow's kernels,
+    ``set_warp_backend("tensorflow")``); the samples are those of :func:`prepare_example`
+    (labels bit for bit, images within float round-off).
 
     Args:
         data: str or tf.data.Dataset. A converted dataset folder, or a dataset of records in the
@@ -147,18 +150,13 @@ def source_pipeline(
 def _batched(ds, skeleton, input_size, codec, config, seed, crop_scale, batch_size, training,
              drop_remainder):
     """``prepare_example`` on encoded records, with the small-op work per batch (same samples;
-    ``batch_transforms``): draw per element, plan per batch, decode + warp per element, heatmaps
-    per batch."""
+    ``batch_transforms``): draw per element, plan per batch, then decode + warp per batch in one
+    OpenCV call (the default backend) or per element (TensorFlow's kernels), heatmaps per batch."""
     if batch_size is None or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int. Received: batch_size={batch_size!r}")
     drop = training if drop_remainder is None else drop_remainder
     par = dict(num_parallel_calls=_inputs.AUTOTUNE, deterministic=True)
     ds = ds.map(lambda i, ex: batch_transforms.draw(ex, i, config, seed), **par)
-    ds = ds.batch(batch_size, drop_remainder=drop)
-    ds = ds.map(lambda b: batch_transforms.plan_batch(b, skeleton, input_size, config, crop_scale),
-                **par)
-    ds = ds.unbatch()
-    ds = ds.map(lambda ex: batch_transforms.decode_warp(ex, input_size), **par)
     ds = ds.batch(batch_size, drop_remainder=drop)
 
     def heatmaps(batch):
@@ -166,6 +164,17 @@ def _batched(ds, skeleton, input_size, codec, config, seed, crop_scale, batch_si
         batch["heatmaps"], batch["weights"] = codec.encode(batch["keypoints"], batch["visible"])
         return batch
 
+    if warp_backend() == "opencv":
+        def stage(batch):
+            plan = batch_transforms.plan_batch(batch, skeleton, input_size, config, crop_scale)
+            return heatmaps(batch_transforms.decode_warp_batch(plan, input_size))
+
+        return ds.map(stage, **par).prefetch(_inputs.AUTOTUNE)
+    ds = ds.map(lambda b: batch_transforms.plan_batch(b, skeleton, input_size, config, crop_scale),
+                **par)
+    ds = ds.unbatch()
+    ds = ds.map(lambda ex: batch_transforms.decode_warp(ex, input_size), **par)
+    ds = ds.batch(batch_size, drop_remainder=drop)
     return ds.map(heatmaps, **par).prefetch(_inputs.AUTOTUNE)
 
 

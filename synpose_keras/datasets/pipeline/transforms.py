@@ -15,12 +15,11 @@ Shape glossary:
 from __future__ import annotations
 
 import os
-import threading
 
-import numpy as np
 import tensorflow as tf
 
 from synpose_keras.datasets import schema
+from synpose_keras.datasets.pipeline import opencv_kernels
 from synpose_keras.ops import geometry
 
 _F32 = tf.float32
@@ -31,17 +30,20 @@ _warp_backend = os.environ.get("SYNPOSE_WARP_BACKEND", "opencv")
 
 
 def set_warp_backend(name: str) -> str:
-    """Chooses the kernel of the pipelines' affine warp; returns the previous choice.
+    """Chooses the kernels of the pipelines' image work; returns the previous choice.
 
-    ``"opencv"`` (default): ``cv2.warpAffine`` (float32, bilinear, constant 0 border) through
-    ``tf.numpy_function``, ~14x faster than TensorFlow's kernel for a 256² output on one core
-    (benchmarks/README.md, F9). ``"tensorflow"``: ``ImageProjectiveTransformV3``, pure graph
-    (e.g. to serialise a pipeline, or where OpenCV is unavailable). Both read the same
-    coordinates (output pixel -> input point, pixel centres at integers); their outputs agree
-    within 0.01 of 255 (tested). The choice applies to pipelines built afterwards (it is read
+    ``"opencv"`` (default): the images are warped with ``cv2.warpAffine`` (float32, bilinear,
+    constant 0 border) through ``tf.numpy_function``, ~14x faster than TensorFlow's kernel for a
+    256² output on one core (benchmarks/README.md, F9); on encoded records ``source_pipeline`` /
+    ``eval_pipeline`` decode, colour-jitter, shrink and warp a whole batch in one call
+    (:mod:`~synpose_keras.datasets.pipeline.opencv_kernels`, F10). ``"tensorflow"``:
+    ``ImageProjectiveTransformV3`` and TensorFlow's decode/resize, pure graph (e.g. to serialise
+    a pipeline, or where OpenCV is unavailable). Both read the same coordinates (output pixel ->
+    input point, pixel centres at integers) and the same decoded pixels; their outputs agree
+    within 0.02 of 255 (tested). The choice applies to pipelines built afterwards (it is read
     when a pipeline's functions are traced); the environment variable
     ``SYNPOSE_WARP_BACKEND`` sets the initial one. The OpenCV backend sets
-    ``cv2.setNumThreads(1)`` (tf.data already runs one warp per core).
+    ``cv2.setNumThreads(1)`` (tf.data already runs one call per core).
     """
     global _warp_backend
     if name not in WARP_BACKENDS:
@@ -56,59 +58,6 @@ def warp_backend() -> str:
         raise ValueError(f"SYNPOSE_WARP_BACKEND must be one of {list(WARP_BACKENDS)}. "
                          f"Received: {_warp_backend!r}")
     return _warp_backend
-
-
-_CV2 = []
-_CV2_LOCK = threading.Lock()
-
-
-def _cv2():
-    """OpenCV, imported and set to one thread once (under a lock: tf.data calls in parallel)."""
-    if not _CV2:
-        with _CV2_LOCK:
-            if not _CV2:
-                try:
-                    import cv2
-                except ImportError as err:  # pragma: no cover - a dependency of the package
-                    raise ImportError(
-                        "The 'opencv' warp backend needs OpenCV (pip install "
-                        "opencv-python-headless), or choose TensorFlow's kernel: "
-                        "synpose_keras.datasets.pipeline.transforms.set_warp_backend"
-                        "('tensorflow')") from err
-                cv2.setNumThreads(1)
-                _CV2.append(cv2)
-    return _CV2[0]
-
-
-def _adjust_color_numpy(image, color):
-    """:func:`adjust_color` on a float32 numpy image (same colour matrix and offset)."""
-    cv2 = _cv2()
-    b, c, s = (float(v) for v in color)
-    w = np.asarray(_GREY_WEIGHTS, np.float64)
-    mu = float(np.dot(cv2.mean(image)[:3], w))
-    matrix = s * c * b * np.eye(3) + (1.0 - s) * c * b * w[:, None] * np.ones((1, 3))
-    offset = (1.0 - c) * b * mu * (s + (1.0 - s) * w.sum())
-    # cv2.transform: out_i = sum_j m[i, j] in_j + m[i, 3]; adjust_color: out = in @ matrix + t
-    m = np.concatenate([matrix.T, np.full((3, 1), offset)], axis=1)
-    out = cv2.transform(image, m)
-    return np.clip(out, 0.0, 255.0, out=out)
-
-
-def _warp_numpy(image, params, size, color=None):
-    cv2 = _cv2()
-    p = np.asarray(params, np.float64)
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    image = np.ascontiguousarray(image, np.float32)
-    if color is not None:
-        image = _adjust_color_numpy(image, color)
-    if p[6] == 0.0 and p[7] == 0.0:
-        out = cv2.warpAffine(image, p[:6].reshape(2, 3), (int(size), int(size)), flags=flags,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-    else:
-        matrix = np.append(p, 1.0).reshape(3, 3)
-        out = cv2.warpPerspective(image, matrix, (int(size), int(size)), flags=flags,
-                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-    return out.reshape(int(size), int(size), image.shape[-1])
 
 
 def affine_warp(image, params, output_size: int, color=None):
@@ -128,12 +77,12 @@ def affine_warp(image, params, output_size: int, color=None):
     size = int(output_size)
     image = tf.cast(image, _F32)
     if warp_backend() == "opencv":
-        _cv2()  # import and configure OpenCV now, in the thread that builds the pipeline
+        opencv_kernels.cv2_module()  # import and configure OpenCV now, in the building thread
         if color is None:
-            out = tf.numpy_function(lambda img, p: _warp_numpy(img, p, size),
+            out = tf.numpy_function(lambda img, p: opencv_kernels.warp(img, p, size),
                                     [image, tf.cast(params, _F32)], _F32, stateful=False)
         else:
-            out = tf.numpy_function(lambda img, p, col: _warp_numpy(img, p, size, col),
+            out = tf.numpy_function(lambda img, p, col: opencv_kernels.warp(img, p, size, col),
                                     [image, tf.cast(params, _F32), tf.cast(color, _F32)], _F32,
                                     stateful=False)
         return tf.reshape(out, [size, size, tf.shape(image)[-1]])
@@ -252,7 +201,6 @@ def sample_augmentation(seed, input_size: int, config):
 
 
 #: ``tf.image.rgb_to_grayscale``'s weights.
-_GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 
 
 def adjust_color(image, color):
@@ -275,7 +223,7 @@ def adjust_color(image, color):
     img = tf.cast(image, _F32)
     color = tf.cast(color, _F32)
     b, c, s = color[0], color[1], color[2]
-    w = tf.constant(_GREY_WEIGHTS, _F32)
+    w = tf.constant(opencv_kernels.GREY_WEIGHTS, _F32)
     mu = tf.reduce_sum(tf.reduce_mean(img, axis=[0, 1]) * w)
     matrix = s * c * b * tf.eye(3, dtype=_F32) + (1.0 - s) * c * b * w[:, None] * tf.ones([1, 3])
     offset = (1.0 - c) * b * mu * (s + (1.0 - s) * tf.reduce_sum(w))
