@@ -7,7 +7,10 @@ The table in ``benchmarks/README.md`` is written from those files.
 Timing protocol (the machine may be shared): the cases being compared run *interleaved* in one
 process (case A, case B, case A, ... with the order rotated every repetition), after warm-up
 runs, and we report the median and the minimum of the repetitions. The minimum is the least
-disturbed by other jobs; ratios are given for both.
+disturbed by other jobs; ratios are given for both. Before each timed case ``interleave`` waits
+until the machine is idle (:func:`wait_for_idle`): work that outlives a case (a PyTorch
+``DataLoader``'s persistent workers finishing the batches they had been asked for) must not run
+inside the next case's window (finding F10 in benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -37,6 +40,31 @@ def loadavg():
     return [round(v, 2) for v in os.getloadavg()]
 
 
+def _cpu_ticks():
+    """(busy, total) jiffies of the whole machine, from /proc/stat (Linux)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)  # idle and iowait are not busy
+
+
+def wait_for_idle(threshold: float = 0.1, window: float = 0.1, timeout: float = 5.0) -> float:
+    """Sleeps until the machine's busy fraction over ``window`` seconds is below ``threshold``
+    (of all cores), at most ``timeout`` seconds; returns the seconds waited (``timeout`` when the
+    machine never went idle, e.g. other jobs). Returns 0 where /proc/stat is unreadable."""
+    t0 = time.perf_counter()
+    try:
+        a = _cpu_ticks()
+    except OSError:
+        return 0.0
+    while time.perf_counter() - t0 < timeout:
+        time.sleep(window)
+        b = _cpu_ticks()
+        if (b[0] - a[0]) / max(1, b[1] - a[1]) < threshold:
+            break
+        a = b
+    return round(time.perf_counter() - t0, 3)
+
+
 def environment(extra=None) -> dict:
     info = {
         "date": datetime.date.today().isoformat(),
@@ -53,17 +81,22 @@ def environment(extra=None) -> dict:
     return info
 
 
-def interleave(cases: dict, repetitions: int, warmup: int = 1, log=print) -> dict:
+def interleave(cases: dict, repetitions: int, warmup: int = 1, log=print, settle: bool = True) -> dict:
     """Times each ``cases[name]()`` ``repetitions`` times, interleaved, after ``warmup`` calls.
 
-    Each callable must block until its work is done (fetch a result to the host).
+    Each callable must block until its work is done (fetch a result to the host). With
+    ``settle``, :func:`wait_for_idle` runs before every call (its waits are returned).
 
     Returns:
-        dict name -> {"times": [...], "median": s, "min": s}, and "_loadavg": samples.
+        dict name -> {"times": [...], "median": s, "min": s}, "_loadavg": samples and
+        "_settle_s": the waits before each timed call.
     """
     names = list(cases)
+    settled = []
     for name in names:
         for _ in range(warmup):
+            if settle:
+                wait_for_idle()
             t0 = time.perf_counter()
             cases[name]()
             log(f"  warm-up {name}: {time.perf_counter() - t0:.3f} s")
@@ -72,6 +105,8 @@ def interleave(cases: dict, repetitions: int, warmup: int = 1, log=print) -> dic
     for rep in range(repetitions):
         order = names[rep % len(names):] + names[:rep % len(names)]
         for name in order:
+            if settle:
+                settled.append(wait_for_idle())
             t0 = time.perf_counter()
             cases[name]()
             times[name].append(time.perf_counter() - t0)
@@ -80,6 +115,7 @@ def interleave(cases: dict, repetitions: int, warmup: int = 1, log=print) -> dic
             ", ".join(f"{n} {times[n][-1]:.3f} s" for n in names) + f" (load {loads[-1]})")
     out = {name: summarize(t) for name, t in times.items()}
     out["_loadavg"] = loads
+    out["_settle_s"] = settled
     return out
 
 

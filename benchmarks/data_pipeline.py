@@ -20,7 +20,7 @@ Targets: ours >= 2x the peer loader; conversion memory flat between the two size
 Usage::
 
     python benchmarks/data_pipeline.py [--reps 3] [--batches 6] [--converters] [--no-per-example]
-        [--no-tf-warp]
+        [--no-tf-warp] [--no-per-element] [--no-sequential-colour]
     python benchmarks/data_pipeline.py --convert-child synthetic 100 /tmp/out   # (internal)
 """
 
@@ -124,6 +124,34 @@ def ours_tf_warp_factory(folder, input_size, heatmap_size, batch):
         set_warp_backend(previous)
 
 
+def ours_per_element_factory(folder, input_size, heatmap_size, batch):
+    """``source_pipeline`` as after F9, before F10: plan per batch, then ``unbatch``, decode
+    (TensorFlow) + slice + OpenCV warp per element (one ``tf.numpy_function`` each), ``batch``,
+    heatmaps per batch. The library now decodes and warps the whole batch in one OpenCV call."""
+    from synpose_keras.datasets.pipeline import _inputs, batch_transforms
+    from synpose_keras.datasets.pipeline.augment_config import AugmentConfig
+    from synpose_keras.ops.heatmaps import HeatmapCodec
+
+    records, skeleton, _ = _inputs.resolve_input(folder, "train", None, True, 0)
+    codec = HeatmapCodec(input_size, heatmap_size)
+    config = AugmentConfig().resolve(skeleton)
+    par = dict(num_parallel_calls=_inputs.AUTOTUNE, deterministic=True)
+    ds = _inputs.shuffle_repeat_enumerate(records, True, 0, 1000, None)
+    ds = ds.map(lambda i, ex: batch_transforms.draw(ex, i, config, 0), **par)
+    ds = ds.batch(batch, drop_remainder=True)
+    ds = ds.map(lambda b: batch_transforms.plan_batch(b, skeleton, input_size, config), **par)
+    ds = ds.unbatch().map(lambda ex: batch_transforms.decode_warp(ex, input_size), **par)
+    ds = ds.batch(batch, drop_remainder=True)
+
+    def heatmaps(b):
+        b = dict(b)
+        b["heatmaps"], b["weights"] = codec.encode(b["keypoints"], b["visible"])
+        return b
+
+    ds = ds.map(heatmaps, **par).prefetch(_inputs.AUTOTUNE)
+    return lambda: iter(ds)
+
+
 def ours_per_example_factory(folder, input_size, heatmap_size, batch):
     """``source_pipeline`` as before F6: ``prepare_example`` (all the small-op work) on every
     element, then ``batch``. The library now stages it (``pipeline/batch_transforms.py``)."""
@@ -156,15 +184,31 @@ def peer_factory(files, input_size, heatmap_size, batch, workers):
     return lambda: iter(loader)
 
 
-def throughput(make_iter, batches, batch):
-    """Fresh iterator; first batch discarded; samples/s over the next ``batches``."""
+def throughput(make_iter, batches, batch, cpu=None, skip=1):
+    """Fresh iterator; ``skip`` batches discarded; samples/s over the next ``batches``.
+
+    ``skip`` > tf.data's initial parallelism (16) measures the steady state: a fresh iterator
+    starts up to 16 parallel calls at once, so the first batches arrive with work done before
+    the window opened (which flatters short windows of pipelines with deep parallel stages).
+
+    ``cpu``: a list that receives this process's CPU milliseconds per sample over the same
+    window (all threads; meaningful for our loaders, whose work runs in this process)."""
+    import resource
+
+    def used():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
     it = make_iter()
-    next(it)
-    t0 = time.perf_counter()
+    for _ in range(skip):
+        next(it)
+    c0, t0 = used(), time.perf_counter()
     for _ in range(batches):
         b = next(it)
         _ = b["image"].shape
     dt = time.perf_counter() - t0
+    if cpu is not None:
+        cpu.append((used() - c0) / (batches * batch) * 1e3)
     del it
     return batches * batch / dt
 
@@ -191,14 +235,19 @@ def pipeline_benchmark(args):
         if args.tf_warp:
             loaders["ours_tf_warp"] = ours_tf_warp_factory(folder, input_size, heatmap_size,
                                                            args.batch)
+        if args.per_element:
+            loaders["ours_per_element"] = ours_per_element_factory(folder, input_size,
+                                                                   heatmap_size, args.batch)
         loaders["peer"] = peer_factory(files, input_size, heatmap_size, args.batch, workers)
         print(f"== {label}: stored {image_size}², input {input_size}², heatmaps {heatmap_size}²")
         samples = {name: [] for name in loaders}
+        cpu_ms = {name: [] for name in loaders if name != "peer"}
 
         # interleave: throughput (samples/s), reported as time per 1000 samples for _common
         def case(name, make):
             def run():
-                samples[name].append(throughput(make, args.batches, args.batch))
+                samples[name].append(throughput(make, args.batches, args.batch,
+                                                cpu_ms.get(name), skip=args.skip))
             return run
 
         r = _common.interleave({name: case(name, make) for name, make in loaders.items()},
@@ -208,6 +257,12 @@ def pipeline_benchmark(args):
             v = samples[name][1:]  # drop the warm-up run
             res[name] = {"samples_per_s": [round(x, 1) for x in v],
                          "median": round(float(np.median(v)), 1), "max": round(max(v), 1)}
+            if name in cpu_ms:  # CPU ms per sample, and cores kept busy (= cpu x samples/s)
+                c = cpu_ms[name][1:]
+                res[name]["cpu_ms_per_sample"] = [round(x, 3) for x in c]
+                res[name]["cpu_ms_median"] = round(float(np.median(c)), 3)
+                res[name]["cores_busy_median"] = round(float(np.median(
+                    [a * b / 1e3 for a, b in zip(c, v)])), 2)
             print(f"  {name}: {res[name]}")
         for name in [n for n in loaders if n != "peer"]:
             res[f"speedup_{name}_median"] = round(res[name]["median"] / res["peer"]["median"], 2)
@@ -222,6 +277,7 @@ def pipeline_benchmark(args):
             print(f"  ours/ours_per_example per rep: {res['ours_over_ours_per_example_per_rep']}")
         res["per_core_ours"] = round(res["ours"]["median"] / os.cpu_count(), 1)
         res["loadavg"] = r["_loadavg"]
+        res["settle_s_max"] = max(r["_settle_s"] or [0.0])
         out[label] = res
     return out
 
@@ -307,6 +363,8 @@ def main(argv=None):
     parser.add_argument("--records", type=int, default=256)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--batches", type=int, default=6)
+    parser.add_argument("--skip", type=int, default=1,
+                        help="batches discarded before the window (17: steady state, see F10)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--converters", action="store_true")
     parser.add_argument("--sequential-colour", action=argparse.BooleanOptionalAction,
@@ -316,6 +374,8 @@ def main(argv=None):
                         help="also time source_pipeline as before F6 (prepare_example per element)")
     parser.add_argument("--tf-warp", action=argparse.BooleanOptionalAction, default=True,
                         help="also time the pipeline with TensorFlow's warp kernel (pre-F9)")
+    parser.add_argument("--per-element", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time decode + OpenCV warp per element (F9, pre-F10)")
     parser.add_argument("--no-pipeline", action="store_true")
     parser.add_argument("--convert-small", type=int, default=100)
     parser.add_argument("--convert-child", nargs=3, metavar=("KIND", "COUNT", "OUT"))
