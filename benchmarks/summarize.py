@@ -92,5 +92,7 @@ if __name__ == "__main__":
                  "data_pipeline_pipeline_64px", "inference",
                  "memory", "fused_bn", "fused_bn_loaded", "fused_bn_check", "perceptual_loss",
                  "profile_pose_step_fp32", "profile_pose_step_fp32_fused_bn", "profile_pose_step_bf16",
-                 "data_pipeline_applied", "inference_applied", "perceptual_loss_applied"):
+                 "data_pipeline_applied", "inference_applied", "perceptual_loss_applied",
+                 "data_pipeline_idle_f6", "data_pipeline_idle_f9_b", "data_pipeline_idle_f9_colour",
+                 "data_pipeline_idle_f10_short", "data_pipeline_idle_f10_steady"):
         simple(name)
