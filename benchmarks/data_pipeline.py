@@ -127,29 +127,17 @@ def ours_tf_warp_factory(folder, input_size, heatmap_size, batch):
 def ours_per_element_factory(folder, input_size, heatmap_size, batch):
     """``source_pipeline`` as after F9, before F10: plan per batch, then ``unbatch``, decode
     (TensorFlow) + slice + OpenCV warp per element (one ``tf.numpy_function`` each), ``batch``,
-    heatmaps per batch. The library now decodes and warps the whole batch in one OpenCV call."""
-    from synpose_keras.datasets.pipeline import _inputs, batch_transforms
-    from synpose_keras.datasets.pipeline.augment_config import AugmentConfig
-    from synpose_keras.ops.heatmaps import HeatmapCodec
+    heatmaps per batch: the library's per-element stage (the TensorFlow backend's) built while
+    the warp itself stays on OpenCV. The library now decodes and warps the whole batch in one
+    OpenCV call."""
+    from synpose_keras.datasets.pipeline import source
 
-    records, skeleton, _ = _inputs.resolve_input(folder, "train", None, True, 0)
-    codec = HeatmapCodec(input_size, heatmap_size)
-    config = AugmentConfig().resolve(skeleton)
-    par = dict(num_parallel_calls=_inputs.AUTOTUNE, deterministic=True)
-    ds = _inputs.shuffle_repeat_enumerate(records, True, 0, 1000, None)
-    ds = ds.map(lambda i, ex: batch_transforms.draw(ex, i, config, 0), **par)
-    ds = ds.batch(batch, drop_remainder=True)
-    ds = ds.map(lambda b: batch_transforms.plan_batch(b, skeleton, input_size, config), **par)
-    ds = ds.unbatch().map(lambda ex: batch_transforms.decode_warp(ex, input_size), **par)
-    ds = ds.batch(batch, drop_remainder=True)
-
-    def heatmaps(b):
-        b = dict(b)
-        b["heatmaps"], b["weights"] = codec.encode(b["keypoints"], b["visible"])
-        return b
-
-    ds = ds.map(heatmaps, **par).prefetch(_inputs.AUTOTUNE)
-    return lambda: iter(ds)
+    original = source.warp_backend
+    source.warp_backend = lambda: "tensorflow"  # selects the stage; affine_warp reads its own
+    try:
+        return ours_factory(folder, input_size, heatmap_size, batch)
+    finally:
+        source.warp_backend = original
 
 
 def ours_per_example_factory(folder, input_size, heatmap_size, batch):

@@ -236,21 +236,14 @@ def decode_warp_batch(batch: dict, output_size: int) -> dict:
     out = {k: v for k, v in batch.items() if k not in PLAN_KEYS}
     opencv_kernels.cv2_module()  # import and configure OpenCV in the thread that builds
     keys = ("image", "y0", "y1", "x0", "x1", "shrink", "nh", "nw", "params")
-    args = [batch[k] for k in keys]
-    names = batch.get("source_id")
-    has_color = "color" in batch
-    if has_color:
-        args.append(tf.cast(batch["color"], _F32))
-    if names is not None:
-        args.append(names)
+    optional = {"color": batch.get("color"), "names": batch.get("source_id")}
+    optional = {k: v for k, v in optional.items() if v is not None}
 
     def run(*a):
-        fixed = list(a[:len(keys)])
-        rest = list(a[len(keys):])
-        color = rest.pop(0) if has_color else None
-        return opencv_kernels.decode_warp_batch(*fixed, size=size, color=color,
-                                                names=rest[0] if rest else None)
+        return opencv_kernels.decode_warp_batch(*a[:len(keys)], size=size,
+                                                **dict(zip(optional, a[len(keys):])))
 
-    images = tf.numpy_function(run, args, _F32, stateful=False)
+    images = tf.numpy_function(run, [batch[k] for k in keys] + list(optional.values()), _F32,
+                               stateful=False)
     out["image"] = tf.ensure_shape(images, [None, size, size, 3])
     return out

@@ -221,19 +221,18 @@ def warp(image: np.ndarray, params, size: int, color=None, out: np.ndarray | Non
         image = adjust_color(image, color)
     size = int(size)
     channels = image.shape[-1] if image.ndim == 3 else 1
-    dst = out if out is not None and channels > 1 else None
     if p[6] == 0.0 and p[7] == 0.0:
-        result = cv2.warpAffine(image, p[:6].reshape(2, 3), (size, size), dst=dst, flags=flags,
+        result = cv2.warpAffine(image, p[:6].reshape(2, 3), (size, size), dst=out, flags=flags,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     else:
         matrix = np.append(p, 1.0).reshape(3, 3)
-        result = cv2.warpPerspective(image, matrix, (size, size), dst=dst, flags=flags,
+        result = cv2.warpPerspective(image, matrix, (size, size), dst=out, flags=flags,
                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-    result = result.reshape(size, size, channels)
-    if out is not None and result is not out:
-        out[...] = result
-        return out
-    return result
+    if out is None:
+        return result.reshape(size, size, channels)
+    if not np.may_share_memory(result, out):  # OpenCV wrote elsewhere (shape or type mismatch)
+        out[...] = result.reshape(out.shape)
+    return out
 
 
 def decode_warp_batch(encoded, y0, y1, x0, x1, shrink, nh, nw, params, size: int, color=None,

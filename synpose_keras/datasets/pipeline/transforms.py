@@ -200,9 +200,6 @@ def sample_augmentation(seed, input_size: int, config):
     return tf.cast(matrix, _F32), flip, color
 
 
-#: ``tf.image.rgb_to_grayscale``'s weights.
-
-
 def adjust_color(image, color):
     """Brightness, contrast, saturation factors ``color (3,)`` on a float [0, 255] image.
 
