@@ -13,7 +13,10 @@ checks that both hold the same number of weights). Batch 8.
 
 Both precisions: fp32 against fp32, and bf16 against bf16 (Keras ``mixed_bfloat16`` policy;
 ``torch.autocast("cpu", torch.bfloat16)``), losses in float32. The two frameworks run
-interleaved in one process on the same cores.
+interleaved on the same cores, each in its own child process driven in turn by this one
+(since 2026-12-06; ``--same-process`` runs both in this process, as before: PyTorch's step was
+slower and erratic there, see benchmarks/README.md, item 1). PyTorch's child runs with glibc
+malloc set to keep freed memory (``MALLOC_KEEP``, its best setting here; ``--malloc-keep``).
 
 Target: our training step <= 0.75 x PyTorch's.
 
@@ -27,11 +30,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402
+import _common
 
 _common.quiet_tensorflow()
 # PyTorch's OpenMP threads busy-wait at barriers by default; on a machine shared with other jobs
@@ -39,7 +44,7 @@ _common.quiet_tensorflow()
 # best setting here (set before torch is imported; TensorFlow does not use OpenMP).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def keras_cases(batch, size, k, bf16, images, heatmaps, weights):
@@ -71,7 +76,6 @@ def keras_cases(batch, size, k, bf16, images, heatmaps, weights):
 
 def torch_cases(k, bf16, images, heatmaps, weights, channels_last):
     import torch
-
     import torch_peer
 
     model = torch_peer.PoseResNet(num_keypoints=k)
@@ -96,6 +100,84 @@ def torch_cases(k, bf16, images, heatmaps, weights, channels_last):
     return model, train, infer
 
 
+def _inputs(b, s, k):
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (b, s, s, 3)).astype("float32")
+    heatmaps = rng.uniform(0, 1, (b, s // 4, s // 4, k)).astype("float32")
+    weights = np.ones((b, k), "float32")
+    return images, heatmaps, weights
+
+
+def serve(args):
+    """Child side of the separate-process protocol: one framework, one precision.
+
+    Prints ``@@ {"weights": n}`` when built, then runs ``train`` or ``infer`` for every such line
+    read from stdin and answers ``@@ done`` (the parent times the round trip), until ``quit``.
+    """
+    b, s, k = args.batch, args.size, args.keypoints
+    bf16 = args.precisions == "bf16"
+    images, heatmaps, weights = _inputs(b, s, k)
+    if args.serve == "ours":
+        model, train, infer = keras_cases(b, s, k, bf16, images, heatmaps, weights)
+        count = int(model.count_params())
+    else:
+        import torch
+        import torch_peer
+
+        torch.set_num_threads(os.cpu_count())
+        model, train, infer = torch_cases(k, bf16, images, heatmaps, weights,
+                                          args.torch_format == "channels_last")
+        count = int(torch_peer.parameter_count(model))
+    cases = {"train": train, "infer": infer}
+    print("@@ " + json.dumps({"weights": count}), flush=True)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "quit":
+            break
+        cases[command]()
+        print("@@ done", flush=True)
+
+
+#: glibc malloc settings that keep freed memory in the process: no ``mmap`` for large blocks and
+#: no trimming. PyTorch's CPU allocator frees every activation to the C library after each step;
+#: with glibc's defaults the large ones go back to the kernel and are faulted in again on the next
+#: step (~300,000 minor page faults per PoseResNet-101 step here, against ~25,000 for ours).
+#: With these settings its step is ~10% faster (benchmarks/README.md, item 1): PyTorch's best
+#: setting here, the effect Intel's CPU tuning guide gets from preloading jemalloc or tcmalloc.
+MALLOC_KEEP = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2 ** 36)}
+
+
+class Served:
+    """Parent side: a child process serving one framework's cases (see :func:`serve`)."""
+
+    def __init__(self, framework, args, precision, env=None):
+        cmd = [sys.executable, os.path.abspath(__file__), "--serve", framework,
+               "--precisions", precision, "--batch", str(args.batch), "--size", str(args.size),
+               "--keypoints", str(args.keypoints), "--torch-format", args.torch_format]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     env=dict(os.environ, **(env or {})))
+        self.info = json.loads(self._answer())
+
+    def _answer(self):
+        for line in self.proc.stdout:
+            if line.startswith("@@ "):
+                return line[3:].strip()
+        raise RuntimeError(f"the benchmark child exited (rc {self.proc.wait()})")
+
+    def case(self, mode):
+        def run():
+            self.proc.stdin.write(mode + "\n")
+            self.proc.stdin.flush()
+            self._answer()
+        return run
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.flush()
+            self.proc.wait(timeout=60)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=8)
@@ -108,52 +190,78 @@ def main(argv=None):
     parser.add_argument("--torch-format", choices=("channels_last", "contiguous"),
                         default="channels_last",
                         help="PyTorch memory format (channels_last is its faster CPU setting)")
+    parser.add_argument("--no-settle", action="store_true",
+                        help="do not wait for an idle machine before each timed case")
+    parser.add_argument("--same-process", action="store_true",
+                        help="run both frameworks in this process (the protocol before "
+                             "2026-12-06; PyTorch's step slowed there, see benchmarks/README)")
+    parser.add_argument("--malloc-keep", choices=("pytorch", "both", "none"), default="pytorch",
+                        help="which child processes run with glibc malloc set to keep freed "
+                             "memory (MALLOC_KEEP; PyTorch's best setting here, no gain for ours)")
+    parser.add_argument("--serve", choices=("ours", "pytorch"), help=argparse.SUPPRESS)
     parser.add_argument("--out", default="pose_step")
     args = parser.parse_args(argv)
+    if args.serve:
+        return serve(args)
 
-    import keras
-    import tensorflow as tf
     import torch
-
     import torch_peer
 
     torch.set_num_threads(os.cpu_count())
-    rng = np.random.default_rng(0)
     b, s, k = args.batch, args.size, args.keypoints
-    images = rng.uniform(0, 255, (b, s, s, 3)).astype("float32")
-    heatmaps = rng.uniform(0, 1, (b, s // 4, s // 4, k)).astype("float32")
-    weights = np.ones((b, k), "float32")
+    images, heatmaps, weights = _inputs(b, s, k)
 
     result = {"config": vars(args), "runs": {}}
     env = _common.environment({"torch_threads": torch.get_num_threads(),
                                "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
-                               "torch_format": args.torch_format})
+                               "torch_format": args.torch_format,
+                               "processes": "same" if args.same_process else "separate",
+                               "malloc_keep": None if args.same_process else
+                               {"which": args.malloc_keep, "settings": MALLOC_KEEP}})
     for precision in args.precisions.split(","):
         bf16 = precision == "bf16"
         print(f"== {precision}")
-        k_model, k_train, k_infer = keras_cases(b, s, k, bf16, images, heatmaps, weights)
-        t_model, t_train, t_infer = torch_cases(k, bf16, images, heatmaps, weights,
-                                                args.torch_format == "channels_last")
-        counts = {"keras": int(k_model.count_params()),
-                  "torch": int(torch_peer.parameter_count(t_model))}
+        if args.same_process:
+            k_model, k_train, k_infer = keras_cases(b, s, k, bf16, images, heatmaps, weights)
+            t_model, t_train, t_infer = torch_cases(k, bf16, images, heatmaps, weights,
+                                                    args.torch_format == "channels_last")
+            counts = {"keras": int(k_model.count_params()),
+                      "torch": int(torch_peer.parameter_count(t_model))}
+        else:
+            # one process per framework, driven in turn: neither shares a process (allocator,
+            # thread pools) with the other
+            keep = {"ours": args.malloc_keep == "both",
+                    "pytorch": args.malloc_keep in ("pytorch", "both")}
+            k_model = Served("ours", args, precision, MALLOC_KEEP if keep["ours"] else None)
+            t_model = Served("pytorch", args, precision, MALLOC_KEEP if keep["pytorch"] else None)
+            k_train, k_infer = k_model.case("train"), k_model.case("infer")
+            t_train, t_infer = t_model.case("train"), t_model.case("infer")
+            counts = {"keras": k_model.info["weights"], "torch": t_model.info["weights"]}
         if counts["keras"] != counts["torch"]:
             raise RuntimeError(f"The two networks differ: {counts}")
         run = {"weights": counts}
         if "train" in args.modes:
             print(" training step")
-            r = _common.interleave({"ours": k_train, "pytorch": t_train}, args.reps, args.warmup)
+            r = _common.interleave({"ours": k_train, "pytorch": t_train}, args.reps, args.warmup,
+                                   settle=not args.no_settle)
             r["ratio_ours_over_pytorch"] = _common.ratio(r, "ours", "pytorch")
             run["train"] = r
             print(f"  ratio ours/pytorch: {r['ratio_ours_over_pytorch']}")
         if "infer" in args.modes:
             print(" inference")
-            r = _common.interleave({"ours": k_infer, "pytorch": t_infer}, args.reps, args.warmup)
+            r = _common.interleave({"ours": k_infer, "pytorch": t_infer}, args.reps, args.warmup,
+                                   settle=not args.no_settle)
             r["ratio_ours_over_pytorch"] = _common.ratio(r, "ours", "pytorch")
             run["infer"] = r
             print(f"  ratio ours/pytorch: {r['ratio_ours_over_pytorch']}")
         result["runs"][precision] = run
+        for served in (k_model, t_model):
+            if isinstance(served, Served):
+                served.close()
         del k_model, k_train, k_infer, t_model, t_train, t_infer
-        keras.backend.clear_session()
+        if args.same_process:
+            import keras
+            keras.backend.clear_session()
         gc.collect()
     result["environment"] = env
     _common.write_result(args.out, result)
