@@ -75,6 +75,37 @@ def adapt():
             print(f"- gradient check: {d['gradient_check']}")
 
 
+def roofline(name="roofline"):
+    d = load(name)
+    if not d:
+        return
+    print(f"\n### {name} ({env_line(d)})")
+    print(f"- arithmetic: {d['flops']}")
+    print(f"- matrix-product peaks (GFLOP/s): {d['matmul_peak_gflops']}")
+    print("| precision | ours step | PyTorch step | ours convolutions alone | PyTorch convolutions "
+          "alone | 0.75 × PyTorch step | ours convolutions / target |")
+    print("|---|---|---|---|---|---|---|")
+    for p, r in d["runs"].items():
+        m = {k: r[k]["median"] for k in ("ours_step", "pytorch_step", "ours_convs", "pytorch_convs")}
+        dv = r["derived"]
+        print(f"| {p} | {m['ours_step']} | {m['pytorch_step']} | {m['ours_convs']} | "
+              f"{m['pytorch_convs']} | {dv['target_step_s']} | {dv['ours_convs_over_target']} |")
+
+
+def onednn_trace(name):
+    d = load(name)
+    if not d:
+        return
+    print(f"\n### {name} ({env_line(d)})")
+    for fw, r in d["runs"].items():
+        print(f"- {fw}: step {r['step_wall_s']} s, convolution primitives {r['convolution_s']} s "
+              f"({r['convolution_share_of_step']}), by kind {r['primitive_s_by_kind']}")
+    c = d["comparison"]
+    print(f"- convolution calls {c['convolution_calls']}; identical multiset "
+          f"{c['identical_implementation_prop_shape_multiset']}; differing: "
+          f"{len(c['only_tensorflow'])} TensorFlow / {len(c['only_pytorch'])} PyTorch")
+
+
 def simple(name):
     d = load(name)
     if d:
@@ -85,8 +116,13 @@ def simple(name):
 
 
 if __name__ == "__main__":
-    for name in ("pose_step", "pose_step_loaded", "pose_step_torch_contiguous"):
+    for name in ("pose_step", "pose_step_loaded", "pose_step_torch_contiguous",
+                 "pose_step_rerun", "pose_step_nosettle", "pose_step_separate",
+                 "pose_step_separate_keep"):
         pose_step(name)
+    roofline()
+    for name in ("onednn_trace_fp32", "onednn_trace_bf16"):
+        onednn_trace(name)
     adapt()
     for name in ("warp", "warp_check", "data_pipeline", "data_pipeline_pipeline", "data_pipeline_pipeline_loaded",
                  "data_pipeline_pipeline_64px", "inference",
