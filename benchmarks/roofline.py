@@ -235,11 +235,9 @@ def main(argv=None):
     from synpose_keras.models import PosePredictor
 
     torch.set_num_threads(os.cpu_count())
-    rng = np.random.default_rng(0)
     b, s, k = args.batch, args.size, args.keypoints
-    images = rng.uniform(0, 255, (b, s, s, 3)).astype("float32")
-    heatmaps = rng.uniform(0, 1, (b, s // 4, s // 4, k)).astype("float32")
-    weights = np.ones((b, k), "float32")
+    images, heatmaps, weights = pose_step._inputs(b, s, k)
+    rng = np.random.default_rng(1)  # the convolutions' random inputs
 
     result = {"config": vars(args)}
     env = _common.environment({"torch_threads": torch.get_num_threads(),
