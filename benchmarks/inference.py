@@ -13,7 +13,10 @@ saved as ``.keras`` and exported with ``synpose_keras.inference.export_model`` (
   (``tflite_default`` too, with the interpreter's default thread setting, which is what
   ``synpose_keras.inference.export.run_artefact`` uses);
 - ``pytorch``: the PyTorch peer (``benchmarks/torch_peer.py``) in ``eval()`` +
-  ``inference_mode()``, channels-last.
+  ``inference_mode()``, channels-last, in its own process with glibc malloc keeping freed memory
+  (its best setting here, as in ``pose_step.py``; since 2026-12-06);
+- ``pytorch_same_process``: the same in this process with glibc's defaults (the protocol
+  before 2026-12-06).
 
 Usage::
 
@@ -64,6 +67,8 @@ def main(argv=None):
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--pytorch", choices=("both", "separate", "same"), default="both",
+                        help="time the peer in its own process (MALLOC_KEEP), in this one, or both")
     parser.add_argument("--out", default="inference")
     args = parser.parse_args(argv)
 
@@ -71,6 +76,7 @@ def main(argv=None):
     import tensorflow as tf
     import torch
 
+    import pose_step
     import torch_peer
     from synpose_keras.inference.export import export_model
     from synpose_keras.models import PosePredictor
@@ -92,7 +98,8 @@ def main(argv=None):
 
     result = {"config": vars(args), "exports": exports, "runs": {}}
     env = _common.environment({"torch_threads": torch.get_num_threads(),
-                               "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")})
+                               "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+                               "pytorch_malloc_keep": pose_step.MALLOC_KEEP})
     rng = np.random.default_rng(0)
     for batch in (int(b) for b in args.batches.split(",")):
         x = rng.uniform(0, 255, (batch, args.size, args.size, 3)).astype("float32")
@@ -108,10 +115,20 @@ def main(argv=None):
             "saved_model": lambda: loaded.serve(xt)["heatmaps"].numpy(),
             "tflite": lambda: lite(x),
             "tflite_default": lambda: lite_default(x),
-            "pytorch": lambda: infer(xp).numpy(),
         }
+        served = None
+        if args.pytorch in ("both", "separate"):
+            served = pose_step.Served(
+                "pytorch", argparse.Namespace(batch=batch, size=args.size, keypoints=21,
+                                              torch_format="channels_last"),
+                "fp32", pose_step.MALLOC_KEEP)
+            cases["pytorch"] = served.case("infer")
+        if args.pytorch in ("both", "same"):
+            cases["pytorch_same_process"] = lambda: infer(xp).numpy()
         print(f"== batch {batch}")
         r = _common.interleave(cases, args.reps, args.warmup)
+        if served is not None:
+            served.close()
         for name in cases:
             r[name]["ms_per_image_median"] = round(1000 * r[name]["median"] / batch, 1)
         result["runs"][str(batch)] = r
