@@ -93,8 +93,9 @@ def main(argv=None):
         print(f"exported {fmt}: max |diff| vs Keras {info['max_abs_diff']:.2e}")
     loaded = tf.saved_model.load(exports["saved_model"]["path"])
     call = tf.function(lambda x: model(x, training=False))
-    peer = torch_peer.PoseResNet().to(memory_format=torch.channels_last).eval()
-    infer = torch_peer.make_inference(peer)
+    if args.pytorch in ("both", "same"):  # the in-process peer (the separate one is a child)
+        peer = torch_peer.PoseResNet().to(memory_format=torch.channels_last).eval()
+        infer = torch_peer.make_inference(peer)
 
     result = {"config": vars(args), "exports": exports, "runs": {}}
     env = _common.environment({"torch_threads": torch.get_num_threads(),

@@ -141,7 +141,7 @@ def serve(args):
 #: glibc malloc settings that keep freed memory in the process: no ``mmap`` for large blocks and
 #: no trimming. PyTorch's CPU allocator frees every activation to the C library after each step;
 #: with glibc's defaults the large ones go back to the kernel and are faulted in again on the next
-#: step (~300,000 minor page faults per PoseResNet-101 step here, against ~25,000 for ours).
+#: step (230,000-460,000 minor page faults per PoseResNet-101 step here; ours 25,000-41,000).
 #: With these settings its step is ~10% faster (benchmarks/README.md, item 1): PyTorch's best
 #: setting here, the effect Intel's CPU tuning guide gets from preloading jemalloc or tcmalloc.
 MALLOC_KEEP = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2 ** 36)}
@@ -255,13 +255,13 @@ def main(argv=None):
             run["infer"] = r
             print(f"  ratio ours/pytorch: {r['ratio_ours_over_pytorch']}")
         result["runs"][precision] = run
-        for served in (k_model, t_model):
-            if isinstance(served, Served):
-                served.close()
-        del k_model, k_train, k_infer, t_model, t_train, t_infer
         if args.same_process:
             import keras
             keras.backend.clear_session()
+        else:
+            k_model.close()
+            t_model.close()
+        del k_model, k_train, k_infer, t_model, t_train, t_infer
         gc.collect()
     result["environment"] = env
     _common.write_result(args.out, result)
