@@ -4,8 +4,9 @@
 
 Steps: load the model with ``keras.models.load_model``; pad the image to a square (keeping its
 aspect ratio) and resize it to the model's input size; ``model.predict`` gives heatmaps; decode
-them with ``synpose_keras.ops.HeatmapCodec`` (argmax of each heatmap, times the stride); map the
-keypoints back to the original image's pixels; draw them.
+them with ``synpose_keras.ops.HeatmapCodec`` (argmax of each heatmap refined to sub-pixel
+precision with DARK, Zhang et al., CVPR 2020, as ``synpose predict`` does; times the stride); map
+the keypoints back to the original image's pixels; draw them.
 
 The model takes raw RGB in [0, 255] (uint8 or float), NHWC: its normalisation is built in.
 Coordinates use pixel centres at integers, so the square of side ``max(W, H)`` holding the image
@@ -45,10 +46,11 @@ def main(argv=None):
     square.paste(image, (pad_x, pad_y))
     batch = np.asarray(square.resize((size, size), Image.Resampling.BILINEAR))[None]
 
-    # 3. heatmaps -> keypoints in input pixels (argmax x stride) -> original pixels
+    # 3. heatmaps -> keypoints in input pixels (DARK-refined argmax x stride; decoding="argmax"
+    #    for the PCK protocol's integer cells) -> original pixels
     heatmaps = model.predict(batch, verbose=0)
     codec = HeatmapCodec(size, heatmaps.shape[1])
-    keypoints, scores = codec.decode(heatmaps)
+    keypoints, scores = codec.decode(heatmaps, decoding="dark")
     keypoints = np.asarray(keypoints)[0]
     scores = np.asarray(scores)[0]
     keypoints = (keypoints + 0.5) * side / size - 0.5 - np.array([pad_x, pad_y])

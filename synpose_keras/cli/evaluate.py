@@ -22,6 +22,10 @@ def evaluate_command(
     rotations: int = typer.Option(1, help="1: the protocol (one pass). 2 or 4: test-time "
                                   "ensembling over the image turned by 0/180 or 0/90/180/270 "
                                   "degrees (not the protocol; printed as such)."),
+    decoding: str = typer.Option("argmax", help="argmax: the protocol (integer heatmap cells, "
+                                 "comparable with TLlib). dark: predictions refined to "
+                                 "sub-pixel precision (Zhang et al. CVPR 2020; not the "
+                                 "protocol; printed as such)."),
 ) -> None:
     """PCK@0.05 per part group and All (bodies: All = 12 limbs, All-16 = every keypoint)."""
     from synpose_keras.inference.evaluate import evaluate_model, write_json
@@ -29,15 +33,21 @@ def evaluate_command(
 
     try:
         result = evaluate_model(model, None if data is None else str(data), split=split,
-                                batch_size=batch_size, limit=limit, rotations=rotations)
+                                batch_size=batch_size, limit=limit, rotations=rotations,
+                                decoding=decoding)
     except (FileNotFoundError, ValueError) as err:
         typer.echo(f"Error: {err}", err=True)
         raise typer.Exit(code=2)
     name = os.path.basename(os.path.dirname(result["model"])) if model.is_dir() else model.stem
+    not_protocol = []
+    if result["rotations"] > 1:
+        not_protocol.append(f"heatmaps averaged over {result['rotations']} rotations")
+    if result.get("decoding", "argmax") != "argmax":
+        not_protocol.append("DARK sub-pixel decoding of the predictions (the protocol: argmax)")
     typer.echo(f"PCK@{result['threshold']:g} of {result['model']} on {result['data']} "
                f"({result['split']}, {result['count']} samples"
-               + (f"; NOT the protocol: heatmaps averaged over {result['rotations']} rotations"
-                  if result["rotations"] > 1 else "") + "):")
+               + (f"; NOT the protocol: {', '.join(not_protocol)}" if not_protocol else "")
+               + "):")
     typer.echo(format_table({name: result["table"]}, result["skeleton"], name_header="Model"))
     rate = result.get("inversion_rate")
     if rate is not None and rate == rate:  # not NaN

@@ -23,18 +23,25 @@ def predict_command(
     min_score: float = typer.Option(0.0, help="Hide keypoints scoring below this."),
     skip_bad: bool = typer.Option(False, help="Skip unreadable images instead of stopping."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    decoding: str = typer.Option("dark", help="Heatmap decoding: dark (argmax refined to "
+                                 "sub-pixel precision, Zhang et al. CVPR 2020; default) or "
+                                 "argmax (the PCK protocol's integer heatmap cells). Recorded "
+                                 "in the JSON."),
 ) -> None:
     """Predict keypoints on images; writes <name>.json, <name>.png and predictions.json."""
     from synpose_keras.inference import ImageReadError, predict_images
     from synpose_keras.inference.loading import load_pose_model, model_skeleton
+    from synpose_keras.ops.heatmaps import check_decoding
 
     try:
+        check_decoding(decoding)
         loaded, _, run_dir = load_pose_model(model)
         sk = model_skeleton(loaded, run_dir=run_dir, skeleton=skeleton)
         results = predict_images(loaded, images, out, crop=crop, skeleton=sk,
                                  batch_size=batch_size, overlays=overlays, skip_bad=skip_bad,
-                                 min_score=min_score, progress=progress)
+                                 min_score=min_score, progress=progress, decoding=decoding)
     except (FileNotFoundError, ImageReadError, ValueError) as err:
         typer.echo(f"Error: {err}", err=True)
         raise typer.Exit(code=2)
-    typer.echo(f"Predicted {len(results)} image(s) ({sk.name}); wrote {out}/predictions.json")
+    typer.echo(f"Predicted {len(results)} image(s) ({sk.name}); {decoding} decoding; "
+               f"wrote {out}/predictions.json")

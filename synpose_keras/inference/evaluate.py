@@ -2,7 +2,8 @@
 
 The protocol (crop, argmax of predicted and GT heatmaps, threshold 0.05 x heatmap size, part
 groups) is :func:`synpose_keras.training.evaluation.evaluate_predictor`; this module resolves the
-model and the data, refuses mismatches before running, and writes the JSON result.
+model and the data, refuses mismatches before running, and writes the JSON result. Rotation
+ensembling and DARK sub-pixel decoding are options, not the protocol.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from synpose_keras.skeletons import get_skeleton
 
 def evaluate_model(model_or_run, data_dir: Optional[str] = None, split: str = "test",
                    batch_size: int = 32, limit: Optional[int] = None,
-                   threshold: float = 0.05, rotations: int = 1) -> dict:
+                   threshold: float = 0.05, rotations: int = 1,
+                   decoding: str = "argmax") -> dict:
     """Evaluates a ``.keras`` pose model (or a RUN folder's final model) on a converted dataset.
 
     Args:
@@ -31,13 +33,15 @@ def evaluate_model(model_or_run, data_dir: Optional[str] = None, split: str = "t
         threshold: float. PCK threshold as a fraction of the heatmap size. Defaults to 0.05.
         rotations: int. 1 (the protocol, default), or 2 / 4 for test-time rotation ensembling
             (heatmaps averaged over the image turned by quarter turns; not the protocol).
+        decoding: str. "argmax" (the protocol, default) or "dark" (the predicted argmax refined
+            to sub-pixel precision, Zhang et al., CVPR 2020; not the protocol).
 
     Returns:
         dict: ``table`` (column -> PCK in %, columns of the skeleton: Hand21 ``MCP PIP DIP Fin
         All``; Body16 ``Head ... Ankle All All-16``), ``per_keypoint`` (K values in %, NaN where
         no valid sample), ``inversion_rate`` (% of samples predicted as the mirror-image pose,
         see :func:`synpose_keras.metrics.inversions`), ``keypoint_names``, ``skeleton``,
-        ``count``, ``model``, ``data``, ``split``, ``threshold``, ``rotations``.
+        ``count``, ``model``, ``data``, ``split``, ``threshold``, ``rotations``, ``decoding``.
 
     Raises:
         FileNotFoundError: missing model, run model or dataset (``meta.json``).
@@ -53,10 +57,12 @@ def evaluate_model(model_or_run, data_dir: Optional[str] = None, split: str = "t
     ```
     """
     from synpose_keras.datasets import read_meta
+    from synpose_keras.ops.heatmaps import check_decoding
     from synpose_keras.pseudo_labels.ensemble import check_rotations
     from synpose_keras.training.evaluation import evaluate_predictor
 
     check_rotations(rotations, "rotations")
+    check_decoding(decoding)
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive int. Received: batch_size={batch_size}")
@@ -93,7 +99,7 @@ def evaluate_model(model_or_run, data_dir: Optional[str] = None, split: str = "t
                 "evaluate a synpose_keras PosePredictor."
             )
     result = evaluate_predictor(model, data_dir, split=split, batch_size=batch_size, limit=limit,
-                                threshold=threshold, rotations=rotations)
+                                threshold=threshold, rotations=rotations, decoding=decoding)
     result.update(model=model_path, skeleton=skeleton.name,
                   keypoint_names=list(skeleton.keypoint_names))
     return result

@@ -3,12 +3,16 @@
 Both artefacts take raw RGB images, NHWC, ``(batch, S, S, 3)`` with ``S`` the model's input size,
 as ``float32`` in [0, 255] (default) or ``uint8``, and return ``{"heatmaps": (batch, S/4, S/4,
 K)}`` float32 — the Keras model's output, unchanged (the image normalisation lives inside the
-model). Keypoints are the heatmap argmax times the stride (``HeatmapCodec.decode``).
+model). Decoding the heatmaps is left to the consumer; the metadata records how ``synpose
+predict`` does it (``decoding``, default ``"dark"``: the argmax refined to sub-pixel precision by
+one Newton step on the log of the heatmap smoothed with a σ = ``decoding_sigma`` Gaussian, Zhang
+et al., CVPR 2020; ``"argmax"``: the PCK protocol's integer cells), then ``x_in = x_hm * stride``
+(``HeatmapCodec.decode``).
 
 - ``saved_model``: a folder written with Keras 3's export archive (``keras.export.ExportArchive``,
   what ``model.export(path, format="tf_saved_model")`` uses), one endpoint ``serve`` that is also
   the ``serving_default`` signature (TF Serving, ``tf.saved_model.load``). Extra metadata
-  (input size, stride, skeleton, keypoint names) is in ``assets.extra/synpose.json``.
+  (input size, stride, skeleton, keypoint names, decoding) is in ``assets.extra/synpose.json``.
 - ``tflite``: one ``.tflite`` file converted from that SavedModel (float32 weights, no
   quantisation), signature ``serving_default``.
 
@@ -36,6 +40,17 @@ from synpose_keras.inference.loading import (
 
 FORMATS = ("saved_model", "tflite")
 INPUT_DTYPES = ("float32", "uint8")
+DECODE_TEXT = {
+    "argmax": "argmax per heatmap (the PCK protocol); x_in = x_hm * stride, "
+              "y_in = y_hm * stride",
+    "dark": "argmax per heatmap, then DARK sub-pixel refinement (Zhang et al., CVPR 2020): "
+            "smooth the heatmap with a Gaussian of sigma = decoding_sigma heatmap px (window "
+            "floor(3 sigma), shrunk symmetrically so as not to reach past the border), take its "
+            "log, one Newton step x* = m - H^-1 g from the argmax m with central finite "
+            "differences on the 3x3 neighbourhood, offset clamped to [-1, 1] px, the argmax "
+            "kept on the border or where H is not negative definite; x_in = x_hm * stride, "
+            "y_in = y_hm * stride",
+}
 METADATA_FILE = os.path.join("assets.extra", "synpose.json")
 
 
@@ -111,7 +126,7 @@ def _move_into_place(tmp: str, out: str, overwrite: bool) -> None:
 
 def export_model(model_path, out, format: str = "saved_model", input_dtype: str = "float32",
                  overwrite: bool = False, verify: bool = True, skeleton: Optional[str] = None,
-                 seed: int = 0) -> dict:
+                 seed: int = 0, decoding: str = "dark") -> dict:
     """Exports a ``.keras`` pose model (or a RUN folder's final model) for serving.
 
     Args:
@@ -124,10 +139,14 @@ def export_model(model_path, out, format: str = "saved_model", input_dtype: str 
             True.
         skeleton: optional str. Skeleton name written in the metadata (default: inferred).
         seed: int. Seed of the verification images. Defaults to 0.
+        decoding: str. The heatmap decoding recorded in the metadata (the artefact itself
+            returns heatmaps): "dark" (sub-pixel, what ``synpose predict`` uses by default) or
+            "argmax" (the PCK protocol). Defaults to "dark".
 
     Returns:
         dict: ``path``, ``format``, ``input_size``, ``heatmap_size``, ``input_dtype``,
-        ``num_keypoints``, ``skeleton``, ``max_abs_diff`` (None without ``verify``).
+        ``num_keypoints``, ``skeleton``, ``decoding``, ``max_abs_diff`` (None without
+        ``verify``).
 
     Raises:
         ValueError: unknown format or dtype.
@@ -147,6 +166,9 @@ def export_model(model_path, out, format: str = "saved_model", input_dtype: str 
         raise ValueError(
             f"input_dtype must be one of {INPUT_DTYPES}. Received: input_dtype={input_dtype!r}"
         )
+    from synpose_keras.ops.heatmaps import DEFAULT_SIGMA, check_decoding
+
+    check_decoding(decoding)
     out = os.path.abspath(os.fspath(out))
     if os.path.lexists(out) and not overwrite:
         raise FileExistsError(f"{out} already exists; pass --overwrite to replace it.")
@@ -166,7 +188,8 @@ def export_model(model_path, out, format: str = "saved_model", input_dtype: str 
         "source": source, "format": format, "input_size": size, "input_dtype": input_dtype,
         "input_range": [0, 255], "layout": "NHWC RGB", "heatmap_size": heatmap_size,
         "stride": stride, "num_keypoints": k, "skeleton": sk_name, "keypoint_names": names,
-        "decode": "argmax per heatmap; x_in = x_hm * stride, y_in = y_hm * stride",
+        "decoding": decoding, "decoding_sigma": DEFAULT_SIGMA,
+        "protocol_decoding": "argmax", "decode": DECODE_TEXT[decoding],
     }
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
@@ -200,4 +223,4 @@ def export_model(model_path, out, format: str = "saved_model", input_dtype: str 
         shutil.rmtree(work, ignore_errors=True)
     return {"path": out, "format": format, "input_size": size, "heatmap_size": heatmap_size,
             "input_dtype": input_dtype, "num_keypoints": k, "skeleton": sk_name,
-            "max_abs_diff": max_diff}
+            "decoding": decoding, "max_abs_diff": max_diff}

@@ -3,9 +3,12 @@
 Each image is framed as a square for the model (:mod:`synpose_keras.inference.framing`): by
 default the whole image, letterboxed (padded to a square, aspect ratio kept); with ``crop=True`` a
 second pass runs on the protocol crop around the first pass's keypoints (side 1.5 x their box),
-the framing the model was trained on. Heatmaps are decoded with the protocol's argmax
-(:class:`synpose_keras.ops.HeatmapCodec`) and keypoints are mapped back to original pixels with
-the exact inverse of the framing affine.
+the framing the model was trained on. Heatmaps are decoded
+(:class:`synpose_keras.ops.HeatmapCodec`) by default with DARK sub-pixel refinement of the argmax
+(Zhang et al., "Distribution-Aware Coordinate Representation for Human Pose Estimation", CVPR
+2020), or with the PCK protocol's plain argmax (``decoding="argmax"``); the decoding is recorded
+in every JSON file. Keypoints are mapped back to original pixels with the exact inverse of the
+framing affine.
 
 Outputs in ``out_dir``: ``<name>.json`` per image, ``<name>.png`` overlay per image, and
 ``predictions.json`` (every image, in order).
@@ -84,17 +87,18 @@ def read_image(path) -> Image.Image:
         ) from err
 
 
-def _decode(heatmaps: np.ndarray, input_size: int):
+def _decode(heatmaps: np.ndarray, input_size: int, decoding: str = "dark"):
     from synpose_keras.ops.heatmaps import HeatmapCodec
 
     hm_h, hm_w = heatmaps.shape[1], heatmaps.shape[2]
     codec = HeatmapCodec((input_size, input_size), (hm_w, hm_h))
-    keypoints, scores = codec.decode(heatmaps)
+    keypoints, scores = codec.decode(heatmaps, decoding=decoding)
     return np.asarray(keypoints, np.float64), np.asarray(scores, np.float64)
 
 
 def predict_arrays(model, images: Sequence[Image.Image], crop: bool = False,
-                   min_score: float = 0.0, crop_scale: float = 1.5) -> list:
+                   min_score: float = 0.0, crop_scale: float = 1.5,
+                   decoding: str = "dark") -> list:
     """Keypoints of a batch of PIL images in their original pixels.
 
     Args:
@@ -105,6 +109,8 @@ def predict_arrays(model, images: Sequence[Image.Image], crop: bool = False,
         min_score: float. With ``crop``, keypoints scoring below this are left out of the crop's
             box. Defaults to 0.
         crop_scale: float. Crop side / longer side of the keypoint box. Defaults to 1.5.
+        decoding: str. "dark" (argmax refined to sub-pixel precision, Zhang et al., CVPR 2020)
+            or "argmax" (the PCK protocol's integer heatmap cells). Defaults to "dark".
 
     Returns:
         list of dicts: ``keypoints`` (K, 2) float64 original pixels, ``scores`` (K,),
@@ -113,25 +119,28 @@ def predict_arrays(model, images: Sequence[Image.Image], crop: bool = False,
     Shapes:
         S = the model's input size; K keypoints; h × w = heatmap size.
     """
+    from synpose_keras.ops.heatmaps import check_decoding
+
+    check_decoding(decoding)
     size = model_input_size(model)
     regions = [letterbox_region(*im.size) for im in images]
-    keypoints, scores = _run(model, images, regions, size)
+    keypoints, scores = _run(model, images, regions, size, decoding)
     if crop:
         refined = []
         for im, kp, sc, region in zip(images, keypoints, scores, regions):
             r = keypoint_region(kp, im.size[0], im.size[1], sc, min_score, crop_scale)
             refined.append(region if r is None else r)
         regions = refined
-        keypoints, scores = _run(model, images, regions, size)
+        keypoints, scores = _run(model, images, regions, size, decoding)
     return [{"keypoints": kp, "scores": sc,
              "region": {"center": [float(r[0][0]), float(r[0][1])], "side": float(r[1])}}
             for kp, sc, r in zip(keypoints, scores, regions)]
 
 
-def _run(model, images, regions, size):
+def _run(model, images, regions, size, decoding):
     batch = np.stack([render_region(im, c, s, size) for im, (c, s) in zip(images, regions)])
     heatmaps = np.asarray(forward_function(model)(batch.astype(np.float32)))
-    kp_in, scores = _decode(heatmaps, size)
+    kp_in, scores = _decode(heatmaps, size, decoding)
     kp = np.stack([to_original(k, c, s, size) for k, (c, s) in zip(kp_in, regions)])
     return kp, scores
 
@@ -156,7 +165,8 @@ def _write_json(path: str, data) -> None:
 
 def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton=None,
                    batch_size: int = 8, overlays: bool = True, skip_bad: bool = False,
-                   min_score: float = 0.0, progress: bool = True) -> list:
+                   min_score: float = 0.0, progress: bool = True,
+                   decoding: str = "dark") -> list:
     """Predicts keypoints for image files and writes JSON files and overlay PNGs.
 
     Args:
@@ -174,12 +184,16 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
         min_score: float. Keypoints below this score are not drawn and, with ``crop``, not used
             for the crop box. Defaults to 0.
         progress: bool. tqdm bar (on stderr) when there are several images. Defaults to True.
+        decoding: str. Heatmap decoding: "dark" (the default: the argmax refined to sub-pixel
+            precision by one Newton step on the smoothed log-heatmap, Zhang et al., CVPR 2020)
+            or "argmax" (the PCK protocol's integer heatmap cells). Recorded as ``decoding`` in
+            every JSON file.
 
     Returns:
         list of per-image dicts, as written to ``<name>.json``: ``image`` (path), ``width``,
         ``height``, ``skeleton``, ``keypoint_names``, ``keypoints`` (K × [x, y], original
-        pixels), ``scores`` (K), ``input_size``, ``region``, ``crop``, ``overlay`` (file name
-        or None).
+        pixels), ``scores`` (K), ``input_size``, ``region``, ``crop``, ``decoding``,
+        ``overlay`` (file name or None).
 
     Raises:
         ImageReadError: an image cannot be read (names it), unless ``skip_bad``.
@@ -195,8 +209,10 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
     """
     from tqdm import tqdm
 
+    from synpose_keras.ops.heatmaps import check_decoding
     from synpose_keras.viz import draw_keypoints
 
+    check_decoding(decoding)
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive int. Received: batch_size={batch_size}")
     run_dir = None
@@ -225,7 +241,7 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
             if not loaded:
                 continue
             preds = predict_arrays(model, [im for _, _, im in loaded], crop=crop,
-                                   min_score=min_score)
+                                   min_score=min_score, decoding=decoding)
             for (path, name, im), pred in zip(loaded, preds):
                 overlay = None
                 if overlays:
@@ -246,6 +262,7 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
                     "input_size": size,
                     "region": pred["region"],
                     "crop": bool(crop),
+                    "decoding": decoding,
                     "overlay": overlay,
                 }
                 _write_json(os.path.join(out_dir, f"{name}.json"), row)
@@ -255,5 +272,5 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
         bar.close()
     _write_json(os.path.join(out_dir, "predictions.json"),
                 {"skeleton": sk.name, "keypoint_names": list(sk.keypoint_names),
-                 "images": results, "skipped": skipped})
+                 "decoding": decoding, "images": results, "skipped": skipped})
     return results

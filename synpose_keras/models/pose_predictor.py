@@ -14,7 +14,7 @@ from synpose_keras.models.backbones import (
     normalize_images,
 )
 from synpose_keras.models.forward import forward_function
-from synpose_keras.ops.heatmaps import SOFT_ARGMAX_BETA, HeatmapCodec
+from synpose_keras.ops.heatmaps import SOFT_ARGMAX_BETA, HeatmapCodec, check_decoding
 
 BACKBONE_STRIDE = 32
 
@@ -40,6 +40,8 @@ class PosePredictor(keras.Model):
 
     Heatmap pixel (x_hm, y_hm) maps to input pixel (x_hm · stride, y_hm · stride), the
     convention of `synpose_keras.ops.heatmaps.HeatmapCodec` and of the PCK protocol.
+    `predict_keypoints` decodes with DARK sub-pixel refinement by default (``decoding="dark"``;
+    ``"argmax"`` for the protocol's integer cells).
 
     Args:
         num_keypoints: int. K, the number of heatmaps. Defaults to 21 (Hand21).
@@ -73,6 +75,7 @@ class PosePredictor(keras.Model):
     >>> model.predict(images, verbose=0).shape
     (2, 16, 16, 21)
     >>> keypoints, scores = model.predict_keypoints(images)  # (2, 21, 2) input px, (2, 21)
+    >>> protocol, _ = model.predict_keypoints(images, decoding="argmax")  # integer cells
     >>> paper = PosePredictor.paper()  # ResNet-101, 256 -> 64, 21 keypoints
 
     Reference:
@@ -244,8 +247,15 @@ class PosePredictor(keras.Model):
         heatmaps = self(images, training=training)
         return self.soft_keypoints(heatmaps, tuple(images.shape))
 
-    def predict_keypoints(self, images, batch_size=None):
-        """Keypoints of a batch of images with the PCK protocol's argmax decoding.
+    def predict_keypoints(self, images, batch_size=None, decoding="dark"):
+        """Keypoints of a batch of images, decoded to sub-pixel precision by default.
+
+        The default ``decoding="dark"`` refines each heatmap's argmax with one Newton step on
+        the smoothed log-heatmap (Zhang et al., "Distribution-Aware Coordinate Representation
+        for Human Pose Estimation", CVPR 2020; `synpose_keras.ops.heatmaps.dark_refine`, σ = 2,
+        the σ of the training targets), at most 1 heatmap px from the argmax; it removes the
+        up-to-half-a-heatmap-pixel quantisation of the argmax. ``decoding="argmax"`` gives the
+        PCK protocol's integer decoding (what ``synpose evaluate`` scores by default).
 
         Inputs that fit one batch (N <= ``batch_size``) run through one cached traced forward
         (`synpose_keras.models.forward.forward_function`) rather than `predict`, whose per-call
@@ -255,11 +265,14 @@ class PosePredictor(keras.Model):
             images: array (N, H, W, 3), uint8 or float RGB in [0, 255].
             batch_size: optional int. Batch size of `predict` for larger inputs. Defaults to
                 None (32, as `predict`).
+            decoding: str. "dark" (sub-pixel refinement) or "argmax" (the PCK protocol's).
+                Defaults to "dark".
 
         Returns:
-            tuple of numpy arrays: keypoints (N, K, 2) (x, y) in input pixels (heatmap argmax ×
-            stride) and scores (N, K) (heatmap maxima).
+            tuple of numpy arrays: keypoints (N, K, 2) (x, y) in input pixels (decoded heatmap
+            position × stride) and scores (N, K) (heatmap maxima, whatever the decoding).
         """
+        check_decoding(decoding)
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(
@@ -270,7 +283,7 @@ class PosePredictor(keras.Model):
             heatmaps = np.asarray(forward_function(self)(images))
         else:
             heatmaps = self.predict(images, batch_size=batch_size, verbose=0)
-        keypoints, scores = self._codec(images.shape).decode(heatmaps)
+        keypoints, scores = self._codec(images.shape).decode(heatmaps, decoding=decoding)
         return np.asarray(keypoints, "float32"), np.asarray(scores, "float32")
 
     # ------------------------------------------------------------------------ serialisation

@@ -88,6 +88,25 @@ def test_evaluate_with_rotation_ensembling_says_it_is_not_the_protocol(hand_data
     assert "rotations=3" in result.output
 
 
+def test_evaluate_with_dark_decoding_says_it_is_not_the_protocol(hand_data, hand_model,
+                                                                  tmp_path):
+    path, model = hand_model
+    out = tmp_path / "eval_dark.json"
+    result = _invoke(["evaluate", path, "--data", hand_data, "--decoding", "dark", "--json", out])
+    assert result.exit_code == 0, result.output
+    assert ("NOT the protocol: DARK sub-pixel decoding of the predictions (the protocol: argmax)"
+            in " ".join(result.output.split()))
+    written = json.loads(out.read_text())
+    assert written["decoding"] == "dark"
+    expected = evaluate_predictor(model, str(hand_data), "test", decoding="dark")
+    assert expected["decoding"] == "dark"
+    assert written["per_keypoint"] == pytest.approx(expected["per_keypoint"], nan_ok=True)
+    assert evaluate_predictor(model, str(hand_data), "test", limit=1)["decoding"] == "argmax"
+    result = _invoke(["evaluate", path, "--data", hand_data, "--decoding", "soft"])
+    assert result.exit_code == 2 and "decoding='soft'" in result.output
+    assert "['argmax', 'dark']" in result.output
+
+
 def test_evaluate_a_run_folder_defaults_to_the_runs_target(hand_data, hand_model, tmp_path):
     path, model = hand_model
     run = tmp_path / "run"
@@ -184,7 +203,7 @@ def test_predict_crop_refines_on_the_protocol_crop(tmp_path):
     image[56:64, 72:80] = (0, 255, 0)
     Image.fromarray(image).save(tmp_path / "two.png")
     result = _invoke(["predict", tmp_path / "block.keras", tmp_path / "two.png", "--out",
-                      tmp_path / "out", "--crop"])
+                      tmp_path / "out", "--crop", "--decoding", "argmax"])
     assert result.exit_code == 0, result.output
     pred = json.loads((tmp_path / "out" / "two.json").read_text())
     # first pass: red at (40.5, 32.5), green at (72.5, 56.5); box 32 x 24 -> side 48 around
@@ -201,6 +220,32 @@ def test_predict_crop_refines_on_the_protocol_crop(tmp_path):
     # exact: input corner (4i, 4j) -> x = (4i - 31.5) * 48 / 64 + 55.5
     xs = {(4 * i - 31.5) * 0.75 + 55.5 for i in range(16)}
     assert red[0] in xs and green[0] in xs
+
+
+def test_predict_records_its_decoding_dark_by_default(tmp_path, hand_model):
+    path, _ = hand_model
+    image = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(8).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+                    ).save(image)
+    result = _invoke(["predict", path, image, "--out", tmp_path / "dark", "--no-overlays"])
+    assert result.exit_code == 0, result.output
+    assert "dark decoding" in result.output
+    dark = json.loads((tmp_path / "dark" / "noise.json").read_text())
+    assert dark["decoding"] == "dark"
+    assert json.loads((tmp_path / "dark" / "predictions.json").read_text())["decoding"] == "dark"
+    result = _invoke(["predict", path, image, "--out", tmp_path / "argmax", "--no-overlays",
+                      "--decoding", "argmax"])
+    assert result.exit_code == 0, result.output
+    argmax = json.loads((tmp_path / "argmax" / "noise.json").read_text())
+    assert argmax["decoding"] == "argmax"
+    # a 64 x 64 image is the model's input as is: argmax = 4 x cell, DARK within one cell of it
+    kp_dark, kp_argmax = np.array(dark["keypoints"]), np.array(argmax["keypoints"])
+    assert np.all(kp_argmax % 4 == 0)
+    assert np.abs(kp_dark - kp_argmax).max() <= 4.0 + 1e-6
+    assert np.abs(kp_dark - kp_argmax).max() > 0.01  # the refinement did something
+    assert dark["scores"] == pytest.approx(argmax["scores"])
+    result = _invoke(["predict", path, image, "--out", tmp_path / "bad", "--decoding", "soft"])
+    assert result.exit_code == 2 and "decoding='soft'" in result.output
 
 
 def test_predict_folder_with_several_sizes(tmp_path, hand_model):
@@ -296,6 +341,10 @@ def test_export_uint8_signature_refuses_overwrite_and_bad_format(tmp_path, hand_
     expected = np.asarray(model(images.astype(np.float32), training=False))
     got = run_artefact(str(tmp_path / "sm8"), "saved_model", images)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * float(np.abs(expected).max()))
+    meta = json.loads((tmp_path / "sm8" / "assets.extra" / "synpose.json").read_text())
+    assert info["decoding"] == meta["decoding"] == "dark"  # what `synpose predict` does
+    assert meta["protocol_decoding"] == "argmax" and meta["decoding_sigma"] == 2.0
+    assert "DARK" in meta["decode"] and "x_in = x_hm * stride" in meta["decode"]
 
     result = _invoke(["export", path, "--out", tmp_path / "sm8"])
     assert result.exit_code == 2 and "--overwrite" in result.output

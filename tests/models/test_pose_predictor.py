@@ -134,7 +134,7 @@ def test_model_applies_the_normalisation_inside(tiny):
 def test_predict_keypoints_is_argmax_of_predict_times_stride(tiny):
     images = _images(5, batch=3)
     heatmaps = tiny.predict(images, batch_size=2, verbose=0)
-    keypoints, scores = tiny.predict_keypoints(images, batch_size=2)
+    keypoints, scores = tiny.predict_keypoints(images, batch_size=2, decoding="argmax")
     assert keypoints.shape == (3, K, 2) and scores.shape == (3, K)
     for b in range(3):
         for k in range(K):
@@ -151,7 +151,8 @@ def test_predict_keypoints_of_one_batch_equals_predict(tiny):
     np.testing.assert_allclose(np.asarray(forward(images)), heatmaps, rtol=1e-5, atol=1e-6)
     keypoints, scores = tiny.predict_keypoints(images)  # 3 <= 32: the cached forward
     by_predict = tiny.predict_keypoints(images, batch_size=2)  # 3 > 2: `predict`
-    np.testing.assert_array_equal(keypoints, by_predict[0])
+    # the default DARK decoding is continuous in the heatmaps: round-off-level differences
+    np.testing.assert_allclose(keypoints, by_predict[0], rtol=0, atol=1e-3)
     np.testing.assert_allclose(scores, by_predict[1], rtol=1e-5, atol=1e-6)
     assert keypoints.dtype == np.float32 and scores.shape == (3, K)
 
