@@ -15,7 +15,7 @@ def train_command(
     source: Optional[Path] = typer.Option(None, help="Converted source (synthetic) dataset."),
     target: Optional[Path] = typer.Option(None, help="Converted target (real) dataset."),
     preset: str = typer.Option("demo", help="demo (CPU-sized), paper (ResNet-101, GPUs) or tiny."),
-    method: str = typer.Option("ours", help="ours, source-only, uniframe, ccssl or regda."),
+    method: str = typer.Option("ours", help="ours, source-only, uniframe, ccssl, regda, or oracle (trained on the target's labels: the ceiling)."),
     stages: Optional[str] = typer.Option(
         None, help="Comma-separated subset of style,pretrain,generator,adapt (default: all)."),
     pseudo: Optional[str] = typer.Option(
@@ -36,6 +36,7 @@ def train_command(
     from synpose_keras.skeletons import get_skeleton
     from synpose_keras.training.configs import apply_overrides, get_preset
     from synpose_keras.training.runner import RunConfigError, TrainingDivergedError
+    from synpose_keras.metrics.table import gain_line
     from synpose_keras.training.train import train
 
     overrides = {"task": task, "method": method, "seed": seed, "strategy": strategy}
@@ -69,6 +70,9 @@ def train_command(
     if rows:
         typer.echo(f"\nPCK@0.05 on {result['target']} ({result['split']}):")
         typer.echo(format_table(rows, skeleton))
+        line = gain_line(result)
+        if line:
+            typer.echo("\n" + line)
     elif result.get("skipped"):
         typer.echo(f"\nNot evaluated: {result['skipped']}.")
     typer.echo(f"\nModel: {out}/pose_predictor.keras   Results: {out}/evaluation.json")

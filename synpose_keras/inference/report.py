@@ -252,6 +252,11 @@ def _readme(run_dir, config, evaluation, rows, skeleton, pseudo, switch, figures
         lines.append(f"Target `{split}` split, protocol crop, threshold 0.05 x heatmap size "
                      f"({', '.join(f'{n}: {c} samples' for n, c in counts.items())}).")
         lines += ["", table_to_markdown(rows, skeleton, name_header="Stage"), ""]
+        from synpose_keras.metrics.table import gain_line
+
+        gain = gain_line(evaluation)
+        if gain:
+            lines += [f"**{gain}**", ""]
         if "All-16" in skeleton.columns:
             lines += ["All = mean of the 12 limb joints (TLlib protocol); All-16 = mean of all "
                       "16 keypoints (the paper's All).", ""]

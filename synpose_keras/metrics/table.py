@@ -26,6 +26,8 @@ Reference:
 
 from __future__ import annotations
 
+from typing import Optional
+
 import collections
 import math
 from typing import Mapping
@@ -160,3 +162,21 @@ def table_to_markdown(rows, skeleton, name_header: str = "Method", precision: in
         values = [_format_value(table[c], precision) for c in columns]
         lines.append("| " + " | ".join([name] + values) + " |")
     return "\n".join(lines)
+
+
+def gain_line(evaluation: dict) -> Optional[str]:
+    """One sentence on the adaptation's gain over the source-only reference (PCK@0.05 All, in
+    points), from an ``evaluation.json`` dict; None when the run has no such pair of rows."""
+    rows = evaluation.get("rows") or {}
+    if "after adapt" not in rows or "source-only" not in rows:
+        return None
+    adapted = rows["after adapt"]["table"]["All"]
+    reference = rows["source-only"]["table"]["All"]
+    gain = adapted - reference
+    verdict = "above" if gain > 0 else ("below" if gain < 0 else "level with")
+    text = (f"Adaptation gain over source-only: {gain:+.1f} points PCK@0.05 All "
+            f"(after adapt {adapted:.1f} vs source-only {reference:.1f}: {verdict} the reference "
+            "trained on the source alone for as many iterations).")
+    if "oracle" in rows:
+        text += f" Oracle (target labels): {rows['oracle']['table']['All']:.1f}."
+    return text

@@ -176,6 +176,28 @@ class AdaptStage(StageModel):
     def _generator_variables(self):
         return self.warping_module.trainable_variables + self.generator.trainable_variables
 
+    def _source_only_step(self, src):
+        """The source-only reference (``synpose train``'s ``source-only`` row): a batch without
+        target images trains the student on the source loss alone, with this stage's optimiser
+        and EMA teacher, so it differs from the adaptation only by the target terms."""
+        import tensorflow as tf
+
+        if self.pseudo != "none" or self.rec:
+            raise ValueError("A batch without 'target' is the source-only reference; it needs "
+                             f"pseudo='none' and rec=False. Received: pseudo={self.pseudo!r}, "
+                             f"rec={self.rec}")
+        student_vars = self.student.trainable_variables
+        with tf.GradientTape() as tape:
+            heatmaps = self.student(ops.cast(src["image"], "float32"), training=True)
+            loss_src = heatmap_mse(src["heatmaps"], heatmaps, src["weights"])
+            scaled = scale_loss_for_distribution(loss_src)
+        grads = tape.gradient(scaled, student_vars)
+        self.optimizer.apply_gradients(zip(grads, student_vars))
+        ema_update(self.teacher, self.student, self.ema_decay)
+        self.trackers["loss"].update_state(loss_src)
+        self.trackers["source"].update_state(loss_src)
+        return {name: self.trackers[name].result() for name in ("loss", "source")}
+
     # ------------------------------------------------------------------------ pseudo-labels
     def pseudo_labels(self, teacher_images, oracle_keypoints=None, oracle_visible=None):
         """Teacher pseudo-labels on teacher-view images (no gradient).
@@ -232,6 +254,8 @@ class AdaptStage(StageModel):
     def train_step(self, data):
         import tensorflow as tf  # the stage runs on the TF engine (tf.distribute, tf.data)
 
+        if "target" not in data:
+            return self._source_only_step(data["source"])
         src, tgt = data["source"], data["target"]
         pairs = data.get("pairs")
         src_images = ops.cast(src["image"], "float32")

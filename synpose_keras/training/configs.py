@@ -26,7 +26,7 @@ import typing
 from typing import Any, Optional
 
 PSEUDO_MODES = ("integrated", "independent", "union", "2d", "3d", "none")
-METHODS = ("ours", "source-only", "uniframe", "ccssl", "regda")
+METHODS = ("ours", "source-only", "uniframe", "ccssl", "regda", "oracle")
 STAGES = ("style", "pretrain", "generator", "adapt")
 TASKS = ("hand", "body")
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -188,6 +188,13 @@ class AdaptConfig:
             peaks; masks, mapping into the student view and re-rendering are unchanged. Measures
             what the pseudo-label path gives with correct labels (needs a labelled target
             train split).
+        source_only_reference: bool. After the adaptation of any adapting method, also train
+            the pre-trained predictor on the source alone for the same number of iterations
+            (``RUN/source_only/``) and evaluate it as the ``source-only`` row of
+            ``RUN/evaluation.json``, so the run states its gain over source-only. For ``ours`` the
+            continuation is this stage with the target terms off (same optimiser, learning rate,
+            source batches and EMA teacher, which is evaluated); for the comparison methods it is
+            ``--method source-only``'s supervised continuation.
     """
 
     epochs: int = 4
@@ -208,6 +215,7 @@ class AdaptConfig:
     pair_fallback: Optional[str] = "affine"
     teacher_rotations: int = 1
     oracle_labels: bool = False
+    source_only_reference: bool = True
 
 
 @dataclasses.dataclass

@@ -98,6 +98,14 @@ def adapt_dataset(config, source_dir, target_dir, epoch, with_pairs: bool):
     return tf.data.Dataset.zip(*parts).map(assemble, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def source_reference_dataset(config, source_dir, epoch):
+    """Batches of the source-only reference of ``adapt``: the same source batches as
+    :func:`adapt_dataset` of that epoch (same seed), and no target."""
+    s = epoch_seed(config.seed, "adapt", epoch)
+    src = _source(config, source_dir, config.adapt.batch_size, s)
+    return src.map(lambda b: {"source": _supervised(b)}, num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def _supervised(batch):
     return {"image": batch["image"], "heatmaps": batch["heatmaps"], "weights": batch["weights"]}
 

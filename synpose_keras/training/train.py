@@ -115,6 +115,18 @@ class Trainer:
         if c.source is None:
             c.source, c.target = ensure_benchmark(c.task, log=self.log)
         self.meta = check_data(c, c.source, c.target)
+        if c.method == "oracle" and not (_has_labelled_split(self.meta["target"], "train")
+                                         and _has_visible_keypoints(c.target, "train")):
+            raise RunConfigError(
+                f"--method oracle trains on the target's labelled train split, but {c.target} has "
+                f"no labels there (meta.json labels: {self.meta['target'].get('labels', '?')!r}, "
+                f"counts: {self.meta['target'].get('counts')}). The oracle is a ceiling for "
+                "benchmarks with a labelled target; unlabelled footage has none.")
+
+    @property
+    def training_source(self) -> str:
+        """The labelled data the supervised stages read: the target for ``--method oracle``."""
+        return self.config.target if self.config.method == "oracle" else self.config.source
 
     # ------------------------------------------------------------------------ state
     @property
@@ -156,7 +168,59 @@ class Trainer:
             with self.strategy.scope():
                 getattr(self, f"stage_{stage}")()
             self._complete(stage)
+        if self._wants_reference() and "source-only" in self._state()["completed"]:
+            self.log(f"[source-only] already completed in {self.run_dir}; skipped")
+        elif self._wants_reference():
+            keras.utils.set_random_seed(self.config.seed + STAGES.index("adapt"))
+            with self.strategy.scope():
+                self.source_only_reference()
+            self._complete("source-only")
         return self.evaluate()
+
+    def _wants_reference(self) -> bool:
+        from synpose_keras.training.methods import ADAPTING_METHODS
+
+        c = self.config
+        return (c.method in ADAPTING_METHODS and c.adapt.source_only_reference
+                and "adapt" in c.stages)
+
+    def source_only_reference(self) -> None:
+        """The ``source-only`` row: the pre-trained predictor trained on the source alone for as
+        many iterations as the adaptation -> ``RUN/source_only/pose_predictor.keras``.
+
+        For ``ours``: :class:`AdaptStage` with the target terms off (same optimiser, learning
+        rate, source batches and EMA teacher; the teacher is evaluated, as after ``adapt``). For
+        the comparison methods: ``--method source-only``'s supervised continuation.
+        """
+        c = self.config
+        a = c.adapt
+        self.log(f"[source-only] reference: the pre-trained predictor on the source alone for "
+                 f"{a.epochs} x {a.iterations} iterations (as many as the adaptation)")
+        if c.method != "ours":
+            from synpose_keras.training.methods import adapt_dataset_fn, build_adapt_stage
+
+            student = self._pretrained_predictor()
+            stage = build_adapt_stage("source-only", c, student)
+            runner = self._runner("source_only", stage, adapt_dataset_fn("source-only", c),
+                                  a.epochs, a.iterations,
+                                  lr_schedule=lr_with_milestones(c.source_only.lr,
+                                                                 c.source_only.lr_milestones))
+            runner.run(self.resume)
+            _save_model(student, self._path("source_only", "pose_predictor.keras"))
+            return
+        student = self._pretrained_predictor()
+        teacher = self._pretrained_predictor()
+        stage = AdaptStage(student, teacher, self.skeleton, pseudo="none", rec=False,
+                           ema_decay=a.ema_decay)
+        stage.compile(optimizer=keras.optimizers.Adam(a.lr))
+        stage.build_all(c.model.input_size)
+        stage.initialize_teacher()
+        runner = self._runner("source_only", stage,
+                              lambda e: stage_data.source_reference_dataset(c, c.source, e),
+                              a.epochs, a.iterations,
+                              lr_schedule=lr_with_milestones(a.lr, a.lr_milestones))
+        runner.run(self.resume)
+        _save_model(stage.teacher, self._path("source_only", "pose_predictor.keras"))
 
     # ------------------------------------------------------------------------ stages
     def stage_style(self) -> None:
@@ -236,12 +300,12 @@ class Trainer:
         restyle = style_net is not None and restyle_prob > 0
         runner = self._runner(
             "pretrain", stage,
-            lambda e: stage_data.pretrain_dataset(c, c.source, c.target, e, restyle),
+            lambda e: stage_data.pretrain_dataset(c, self.training_source, c.target, e, restyle),
             c.pretrain.epochs, c.pretrain.iterations,
             on_epoch_end=self._eval_callback(predictor))
         runner.run(self.resume)
         _save_model(predictor, self._path("pretrain", "pose_predictor.keras"))
-        if self.meta["source"].get("has_3d"):
+        if self.meta["source"].get("has_3d") and c.method != "oracle":
             self._fit_lifter()
 
     def _fit_lifter(self) -> None:
@@ -389,7 +453,14 @@ class Trainer:
         return 500
 
     def evaluate(self) -> dict:
-        """Table-A rows after pretrain and after adapt on the target test split -> RUN/evaluation.json."""
+        """Table-A rows on the target test split -> RUN/evaluation.json.
+
+        Rows: ``after pretrain``; ``source-only`` (the reference continuation of adapting
+        methods, or the adaptation of ``--method source-only``); ``after adapt`` (adapting
+        methods); ``oracle`` (``--method oracle``: the adaptation-length model trained on the
+        target's labels). ``gain_over_source_only`` = after adapt - source-only, PCK@0.05 All,
+        in points, when both rows exist.
+        """
         target = self.config.target
         rows = {}
         split = "test"
@@ -399,7 +470,10 @@ class Trainer:
                        f"{self.meta['target']['counts']}); PCK needs target labels")
             self.log(f"No evaluation: {skipped}. Evaluate later with `synpose evaluate "
                      f"{self.run_dir} --data LABELLED_DIR`.")
-        for stage, label in (("pretrain", "after pretrain"), ("adapt", "after adapt")):
+        final_label = {"source-only": "source-only", "oracle": "oracle"}.get(
+            self.config.method, "after adapt")
+        for stage, label in (("pretrain", "after pretrain"), ("source_only", "source-only"),
+                             ("adapt", final_label)):
             path = self._path(stage, "pose_predictor.keras")
             if skipped is None and os.path.exists(path):
                 row = evaluate_predictor(_load(path), target, split)
@@ -421,8 +495,22 @@ class Trainer:
                   "source": self.config.source, "target": target, "split": split, "rows": rows}
         if skipped is not None:
             result["skipped"] = skipped
+        if "after adapt" in rows and "source-only" in rows:
+            result["gain_over_source_only"] = (rows["after adapt"]["table"]["All"]
+                                               - rows["source-only"]["table"]["All"])
         _write_json(self._path("evaluation.json"), result)
         return result
+
+
+def _has_visible_keypoints(data_dir: str, split: str, records: int = 256) -> bool:
+    """Whether any of the first ``records`` records of ``split`` has a visible keypoint (datasets
+    written without labels store all-zero visibility)."""
+    from synpose_keras.datasets import load_records
+
+    for batch in load_records(data_dir, split).take(records).batch(64):
+        if float(np.sum(batch["visible"].numpy())) > 0:
+            return True
+    return False
 
 
 def _has_labelled_split(meta: dict, split: str) -> bool:

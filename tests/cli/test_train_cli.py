@@ -29,10 +29,12 @@ def test_train_end_to_end_then_resume_is_a_no_op(tiny_domains, tmp_path):
                  "style/style_net.keras", "style/quality.json"):
         assert (out / path).exists(), path
     evaluation = json.loads((out / "evaluation.json").read_text())
-    assert set(evaluation["rows"]) == {"after pretrain", "after adapt"}
+    assert set(evaluation["rows"]) == {"after pretrain", "source-only", "after adapt"}
     assert evaluation["rows"]["after adapt"]["count"] == 8
+    assert "Adaptation gain over source-only" in result.output
+    assert (out / "source_only/pose_predictor.keras").exists()
     state = json.loads((out / "state.json").read_text())
-    assert state["completed"] == ["style", "pretrain", "generator", "adapt"]
+    assert state["completed"] == ["style", "pretrain", "generator", "adapt", "source-only"]
     stats = json.loads((out / "adapt/pseudo_labels.json").read_text())
     assert len(stats) == 1 and 0.0 <= stats[0]["overlap"] <= 1.0
     assert 0.0 <= stats[0]["inversion"] <= 1.0
@@ -44,7 +46,7 @@ def test_train_end_to_end_then_resume_is_a_no_op(tiny_domains, tmp_path):
     assert again.exit_code == 2 and "--resume" in again.output
     resumed = _train(["--out", str(out), "--resume"])
     assert resumed.exit_code == 0, resumed.output
-    assert resumed.output.count("already completed") == 4
+    assert resumed.output.count("already completed") == 5
     _check_gap_diagnostics(out, tmp_path / "gap.json")
 
 

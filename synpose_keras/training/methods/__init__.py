@@ -21,6 +21,7 @@ from synpose_keras.training.methods.harness import (  # noqa: F401
 from synpose_keras.training.methods.inverse_decay_schedule import InverseDecaySchedule  # noqa: F401
 from synpose_keras.training.methods.regda_stage import RegDAStage, regda_optimizers  # noqa: F401
 from synpose_keras.training.methods.registry import (  # noqa: F401
+    ADAPTING_METHODS,
     METHODS,
     method_stages,
     pretrain_settings,

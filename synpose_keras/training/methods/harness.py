@@ -23,7 +23,7 @@ def build_adapt_stage(method, config, student, teacher=None, style_net=None):
     """The compiled, built ``adapt`` stage of a comparison method.
 
     Args:
-        method: str. "source-only", "uniframe", "regda" or "ccssl" (``ours`` is
+        method: str. "source-only", "oracle", "uniframe", "regda" or "ccssl" (``ours`` is
             :class:`~synpose_keras.training.adapt_stage.AdaptStage`, built by the Trainer).
         config: TrainConfig.
         student: PosePredictor to adapt (the pre-trained model).
@@ -39,7 +39,7 @@ def build_adapt_stage(method, config, student, teacher=None, style_net=None):
                          f"{[m for m in METHODS if m != 'ours']}. Received: method={method!r}")
     a = config.adapt
     size = config.model.input_size
-    if method == "source-only":
+    if method in ("source-only", "oracle"):
         stage = PretrainStage(student, style_net=None, restyle_prob=0.0, seed=config.seed)
         stage.compile(optimizer=keras.optimizers.Adam(config.source_only.lr))
         stage.predictor(keras.ops.zeros((1, size, size, 3)))
@@ -88,6 +88,9 @@ def adapt_dataset_fn(method, config):
         # continue the ERM epochs: seeds after the pre-training's, so no batch repeats
         return lambda e: stage_data.pretrain_dataset(c, c.source, c.target,
                                                      c.pretrain.epochs + e, False)
+    if method == "oracle":  # the same continuation on the target's labelled train split
+        return lambda e: stage_data.pretrain_dataset(c, c.target, c.target,
+                                                     c.pretrain.epochs + e, False)
     if method == "regda":
         return lambda e: stage_data.adapt_dataset(c, c.source, c.target, e, False)
     if method == "uniframe":
@@ -120,7 +123,7 @@ def run_method_adapt(trainer):
     evaluated = stage.teacher if method == "uniframe" else student
     eval_callback = trainer._eval_callback(evaluated)
     kwargs = {}
-    if method == "source-only":
+    if method in ("source-only", "oracle"):
         kwargs["lr_schedule"] = lr_with_milestones(c.source_only.lr, c.source_only.lr_milestones)
     elif method == "uniframe":
         kwargs["lr_schedule"] = lr_with_milestones(a.lr, a.lr_milestones)

@@ -9,6 +9,8 @@ uniframe       style, pretrain,    restyled               :class:`UniFrameStage`
 source-only    pretrain, adapt     ERM (no restyling)     ERM continued (same total schedule)
 regda          pretrain, adapt     ERM                    :class:`RegDAStage`
 ccssl          pretrain, adapt     ERM                    :class:`CCSSLStage`
+oracle         pretrain, adapt     ERM on the TARGET's    ERM continued on the target's labels
+                                   labelled train split   (the ceiling; needs target labels)
 =============  ==================  =====================  ====================================
 
 Two pre-trainings exist, so a comparison can share them (``examples/compare.py``): the
@@ -35,7 +37,12 @@ METHODS = {
               "Jiang, Ji, Wang, Long, CVPR 2021", "erm", ("pretrain", "adapt")),
     "ccssl": ("Consistency-constrained self-training",
               "Mu, Qiu, Hager, Yuille, CVPR 2020", "erm", ("pretrain", "adapt")),
+    "oracle": ("Target-only: supervised on the target's labelled train split (the ceiling)",
+               "the 'oracle' / target-only row of TLlib's tables", "erm", ("pretrain", "adapt")),
 }
+
+#: methods that adapt to the target without its labels (they get a source-only reference row)
+ADAPTING_METHODS = ("ours", "uniframe", "regda", "ccssl")
 
 
 def _check(method):
