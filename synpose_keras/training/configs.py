@@ -444,7 +444,7 @@ def _demo() -> TrainConfig:
                           deconv_filters=64, output_stride=16, num_deconv_layers=2),
         augment=AugmentSettings(rotation=30.0, shear=0.0, scale_min=0.8, scale_max=1.3),
         style=StyleConfig(steps=100, batch_size=8, lr=1e-4, width_multiplier=0.25),
-        pretrain=PretrainConfig(epochs=3, iterations=150, batch_size=32, lr=1e-3),
+        pretrain=PretrainConfig(epochs=3, iterations=500, batch_size=32, lr=1e-3),
         generator=GeneratorConfig(epochs=2, iterations=40, batch_size=8),
         lifter=LifterConfig(epochs=100, batch_size=256, hidden_units=256, num_blocks=2),
         adapt=AdaptConfig(epochs=2, iterations=80, batch_size=16, target_batch_size=12,

@@ -41,8 +41,8 @@ class SyntheticConverter(Converter):
         seed: int. Seed of the benchmark; the same seed gives the same records. Defaults to 0.
         image_size: int. Side of the square images. Defaults to 128.
         source_train, source_test: int. Source images per split. Defaults to 2000 and 200.
-        target_sequences: int. Target "train" sequences. Defaults to 40.
-        target_frames, target_views: int. Frames and cameras per target sequence. Defaults to 8, 2.
+        target_sequences: int. Target "train" sequences. Defaults to 300.
+        target_frames, target_views: int. Frames and cameras per target sequence. Defaults to 4, 2.
         target_test: int. Target "test" images (whole sequences, the last one cut). Defaults to 300.
 
     Example:
@@ -66,8 +66,8 @@ class SyntheticConverter(Converter):
         Option("image_size", int, 128, "Side of the square images, in pixels."),
         Option("source_train", int, 2000, "Source 'train' images."),
         Option("source_test", int, 200, "Source 'test' images."),
-        Option("target_sequences", int, 40, "Target 'train' sequences (frames x views images each)."),
-        Option("target_frames", int, 8, "Frames per target sequence."),
+        Option("target_sequences", int, 300, "Target 'train' sequences (frames x views images each)."),
+        Option("target_frames", int, 4, "Frames per target sequence."),
         Option("target_views", int, 2, "Cameras per target sequence."),
         Option("target_test", int, 300, "Target 'test' images (whole sequences, the last one cut)."),
     )

@@ -20,8 +20,8 @@ DEFAULT_SIZES = {
     "image_size": 128,
     "source_train": 2000,
     "source_test": 200,
-    "target_sequences": 40,
-    "target_frames": 8,
+    "target_sequences": 300,
+    "target_frames": 4,
     "target_views": 2,
     "target_test": 300,
 }
@@ -57,8 +57,8 @@ def generate_benchmark(
         seed: int. Defaults to 0.
         image_size: int. Side of the square images in pixels. Defaults to 128.
         source_train, source_test: int. Source images per split. Defaults to 2000, 200.
-        target_sequences: int. Target train sequences. Defaults to 40.
-        target_frames, target_views: int. Frames and cameras per sequence. Defaults to 8, 2.
+        target_sequences: int. Target train sequences. Defaults to 300.
+        target_frames, target_views: int. Frames and cameras per sequence. Defaults to 4, 2.
         target_test: int. Target test images. Defaults to 300.
         progress: bool. Progress bars. Defaults to True.
         command: optional str. Command line stored in both ``meta.json``.

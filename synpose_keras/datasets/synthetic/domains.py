@@ -39,6 +39,7 @@ SOURCE_COLOURS = {
 SOURCE_LIGHT = {"direction": (-0.35, -0.55, -0.76), "ambient": 0.45, "diffuse": 0.65, "specular": 0.08}
 SOURCE_BACKGROUND_SATURATION = (0.0, 0.35)
 SOURCE_BACKGROUND_VALUE = (0.30, 0.95)
+SOURCE_TEXTURE_PROBABILITY = 0.5
 
 # ---- target appearance ranges ----------------------------------------------------------------------
 SKIN_TONES = ((0.96, 0.80, 0.69), (0.80, 0.58, 0.44), (0.55, 0.37, 0.26), (0.32, 0.21, 0.15))
@@ -50,12 +51,13 @@ TARGET_SPECULAR = (0.0, 0.20)
 TARGET_EXPOSURE = (0.90, 1.30)
 WHITE_BALANCE = (0.88, 1.12)       # per-channel gain, per view
 GAMMA = (0.80, 1.25)               # per view
-BLUR_SIGMA = (0.3, 1.3)            # Gaussian blur, pixels of the 128-px image, per view
-NOISE_SIGMA = (2.0, 8.0)           # Gaussian sensor noise, in 0..255 units, per view, fresh per frame
+BLUR_SIGMA = (0.2, 0.9)            # Gaussian blur, pixels of the 128-px image, per view
+NOISE_SIGMA = (1.0, 5.0)           # Gaussian sensor noise, in 0..255 units, per view, fresh per frame
 LIGHT_SPREAD = 0.9                 # light direction = towards the cameras + 0.9 x a random unit vector
-OCCLUDER_PROBABILITY = 0.5
-CLUTTER_SHAPES = (3, 10)           # number of clutter shapes per background
-DISTRACTOR_PROBABILITY = 0.5       # a background gets 1-3 skin-coloured limb-like distractors
+OCCLUDER_PROBABILITY = 0.3
+OCCLUDER_RADIUS = (0.10, 0.20)    # fraction of the subject's extent
+CLUTTER_SHAPES = (2, 8)            # number of clutter shapes per background
+DISTRACTOR_PROBABILITY = 0.3       # a background gets 1-3 skin-coloured limb-like distractors
 
 
 @dataclasses.dataclass
@@ -158,8 +160,25 @@ def _hsv(h: float, s: float, v: float) -> np.ndarray:
 
 
 def source_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """A plain colour (half of the images) or a linear two-colour gradient: (H, W, 3) float32."""
+    """A plain colour, a linear two-colour gradient or (with p = ``SOURCE_TEXTURE_PROBABILITY``)
+    a clean texture of two low-saturation colours: (H, W, 3) float32.
+
+    Synthetic training sets put their renderings on varied backgrounds (RHD on random images), so
+    the source model learns to ignore texture; the target's clutter (shapes, skin-coloured
+    distractors), defocus and camera effects stay target-only.
+    """
     c0 = _hsv(rng.random(), rng.uniform(*SOURCE_BACKGROUND_SATURATION), rng.uniform(*SOURCE_BACKGROUND_VALUE))
+    if rng.random() < SOURCE_TEXTURE_PROBABILITY:
+        c1 = _hsv(rng.random(), rng.uniform(*SOURCE_BACKGROUND_SATURATION),
+                  rng.uniform(*SOURCE_BACKGROUND_VALUE))
+        noise = _fractal_noise(rng, width, height)[..., None]
+        img = c0 * (1 - noise) + c1 * noise
+        if rng.random() < 0.5:  # stripes
+            ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) / max(width, height)
+            angle, freq = rng.uniform(0, np.pi), rng.uniform(4, 20)
+            wave = np.sin(2 * np.pi * freq * (np.cos(angle) * xs + np.sin(angle) * ys))
+            img = img * (1.0 + 0.2 * wave)[..., None]
+        return np.clip(img, 0, 1).astype(np.float32)
     if rng.random() < 0.5:
         return np.broadcast_to(c0.astype(np.float32), (height, width, 3)).copy()
     c1 = _hsv(rng.random(), rng.uniform(*SOURCE_BACKGROUND_SATURATION), rng.uniform(*SOURCE_BACKGROUND_VALUE))

@@ -45,6 +45,18 @@ def background_texture(image: np.ndarray, keypoints: np.ndarray) -> float:
     return float(mag[mask].mean()) if mask.any() else float("nan")
 
 
+def background_edges(image: np.ndarray, keypoints: np.ndarray, threshold: float = 20.0) -> float:
+    """Fraction of background pixels (as :func:`background_texture`) whose gradient magnitude,
+    after a sigma = 1 blur, exceeds ``threshold`` grey levels per pixel: the hard edges of
+    clutter (shapes, distractors, tiles), which smooth textures and gradients do not have."""
+    g = ndimage.gaussian_filter(_grey(image).astype(np.float64), 1.0)
+    magnitude = np.hypot(ndimage.sobel(g, 0), ndimage.sobel(g, 1)) / 8.0
+    mask = background_mask(image.shape, keypoints)
+    if not mask.any():
+        return float("nan")
+    return float((magnitude[mask] > threshold).mean())
+
+
 def subject_colour(image: np.ndarray, keypoints: np.ndarray, visible: np.ndarray) -> np.ndarray:
     """(3,) median RGB (0..255) of the 3x3 patches at the visible keypoints."""
     h, w = image.shape[:2]
@@ -64,13 +76,16 @@ def domain_statistics(records) -> dict:
 
     Returns:
         dict: ``noise_sigma`` (mean estimate, 0..255), ``background_texture`` (mean),
+        ``background_edges`` (mean of :func:`background_edges`: clutter),
         ``subject_colour_spread`` (std over images of the subject colour, mean over channels,
-        0..255), ``subject_brightness`` (mean of the subject colour).
+        0..255: skin tones), ``subject_brightness`` (mean of the subject colour),
+        ``subject_brightness_spread`` (std over images of the subject's grey level: lighting).
     """
-    noise, texture, colours = [], [], []
+    noise, texture, edges, colours = [], [], [], []
     for r in records:
         noise.append(noise_sigma(r.image))
         texture.append(background_texture(r.image, r.keypoints))
+        edges.append(background_edges(r.image, r.keypoints))
         colours.append(subject_colour(r.image, r.keypoints, r.visible))
     colours = np.array(colours)
     return {
@@ -78,4 +93,6 @@ def domain_statistics(records) -> dict:
         "background_texture": float(np.nanmean(texture)),
         "subject_colour_spread": float(np.nanstd(colours, axis=0).mean()),
         "subject_brightness": float(np.nanmean(colours)),
+        "background_edges": float(np.nanmean(edges)),
+        "subject_brightness_spread": float(np.nanstd(np.nanmean(colours, axis=1))),
     }
