@@ -24,6 +24,8 @@ PAPER_CONFIG = {
     "max_features": 512,
 }
 
+OUTPUT_MODES = ("blend", "decoder")
+
 
 def _check_positive_int(value, name, minimum=1):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
@@ -41,7 +43,8 @@ class Generator(keras.Model):
     features are warped by the displacement field D (bilinear `grid_sample`, align_corners=True)
     and multiplied by the occlusion map C. `num_residual_blocks` pre-activation residual blocks,
     `num_down_blocks` up blocks (nearest ×2-conv3×3-BN-ReLU), a 7×7 convolution back to the image
-    channels and a sigmoid give the driving image in [0, 1].
+    channels and a sigmoid give the decoder's image in [0, 1]; `output_mode` (below) says
+    whether that is the output or is blended with the warped base image.
 
     When D or C is not at the feature resolution (1 / 2**num_down_blocks of the image) it is
     resized bilinearly. D is resized as a displacement from the identity (D - z, resized, plus
@@ -50,6 +53,24 @@ class Generator(keras.Model):
     With `hourglass_refinement=True`, an `Hourglass` (same width arguments, depth
     `hourglass_num_blocks`) refines the warped, occlusion-masked features before the residual
     blocks: x <- x + conv1×1(hourglass(x)). This is the supplementary's "U-Net" reading of G.
+
+    Output (`output_mode`): the paper's reading and ours. The paper's G is a Johnson network,
+    so its output is the decoder's image ("decoder"). FOMM's occlusion-aware generator
+    (Siarohin et al., NeurIPS 2019), which the paper's W and G follow, uses the occlusion map
+    only on the 1/4-resolution encoder features (warped features times C), so even a perfect
+    D and C = 1 leave the decoder to re-synthesise every pixel, and it can do worse than copying
+    the base image. Our default, "blend", also applies it at full resolution:
+
+        output = C↑ · grid_sample(base, D↑) + (1 - C↑) · decoder(·)
+
+    with D↑ the field D resized to the image size (as a displacement from the identity, see
+    above) and C↑ the map C resized bilinearly. Where C is 1 the output is the base image warped
+    at full resolution, where it is 0 the decoder inpaints. Copying the base image (D = identity,
+    C = 1) is exactly representable, and warping it by the keypoints' motion too, whatever the
+    decoder has learnt; the reconstruction loss reaches the keypoints through D at the image's
+    resolution. The Thin-Plate Spline Motion Model ends its inpainting network with the same
+    blend (Zhao and Zhang, CVPR 2022). Models saved before this option existed have no
+    `output_mode` in their config and load as "decoder".
 
     Args:
         block_expansion: int. Width after the first convolution; FOMM uses 64. Defaults to 64.
@@ -62,6 +83,9 @@ class Generator(keras.Model):
         hourglass_num_blocks: int. Depth of that hourglass (used only when
             `hourglass_refinement` is True); the feature resolution must be divisible by
             `2**hourglass_num_blocks`. Defaults to 5.
+        output_mode: str. "blend" (the warped base image at full resolution blended with the
+            decoder's image by the occlusion map) or "decoder" (the decoder's image alone, the
+            behaviour before this option). Defaults to "blend".
         **kwargs: forwarded to `keras.Model`.
 
     Shapes (B batch, H×W image, h×w motion resolution, C image channels):
@@ -84,7 +108,8 @@ class Generator(keras.Model):
     Reference:
         Lin et al., NeurIPS 2023, supplementary A (G: Johnson, 2 down, 6 residual, 2 up).
         Siarohin et al., "First Order Motion Model for Image Animation", NeurIPS 2019
-        (`modules/generator.py`).
+        (`modules/generator.py`). Zhao and Zhang, "Thin-Plate Spline Motion Model for Image
+        Animation", CVPR 2022 (the full-resolution blend of "blend").
     """
 
     def __init__(
@@ -95,6 +120,7 @@ class Generator(keras.Model):
         max_features=512,
         hourglass_refinement=False,
         hourglass_num_blocks=5,
+        output_mode="blend",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -108,12 +134,18 @@ class Generator(keras.Model):
                 f"hourglass_refinement={hourglass_refinement!r}"
             )
         _check_positive_int(hourglass_num_blocks, "hourglass_num_blocks")
+        if output_mode not in OUTPUT_MODES:
+            raise ValueError(
+                f"Generator: `output_mode` must be one of {list(OUTPUT_MODES)}. Received: "
+                f"output_mode={output_mode!r}"
+            )
         self.block_expansion = int(block_expansion)
         self.num_down_blocks = int(num_down_blocks)
         self.num_residual_blocks = int(num_residual_blocks)
         self.max_features = int(max_features)
         self.hourglass_refinement = hourglass_refinement
         self.hourglass_num_blocks = int(hourglass_num_blocks)
+        self.output_mode = output_mode
 
         self.first = SameBlock2D(self.block_expansion, kernel_size=7, name="first")
         self.down_blocks = [
@@ -259,8 +291,8 @@ class Generator(keras.Model):
         return ops.image.resize(occlusion, (height, width), "bilinear")
 
     def call(self, inputs, training=None):
-        image, deformation, occlusion = inputs
-        image = ops.cast(image, self.compute_dtype)
+        base, deformation, occlusion = inputs
+        image = ops.cast(base, self.compute_dtype)
         self._check_image_size(image.shape[1], image.shape[2])
 
         out = self.first(image, training=training)
@@ -273,11 +305,11 @@ class Generator(keras.Model):
                 "Generator needs images with a static height and width. Received: "
                 f"image_shape={tuple(image.shape)}"
             )
-        deformation = self.resize_deformation(ops.cast(deformation, "float32"), height, width)
+        deformation = ops.cast(deformation, "float32")
+        occlusion = ops.cast(occlusion, "float32")
         # grid_sample computes coordinates in float32 (also under mixed precision).
-        out = grid_sample(out, deformation)
-        occlusion = self.resize_occlusion(ops.cast(occlusion, "float32"), height, width)
-        out = out * ops.cast(occlusion, out.dtype)
+        out = grid_sample(out, self.resize_deformation(deformation, height, width))
+        out = out * ops.cast(self.resize_occlusion(occlusion, height, width), out.dtype)
 
         if self.hourglass is not None:
             out = out + self.hourglass_projection(self.hourglass(out, training=training))
@@ -286,7 +318,29 @@ class Generator(keras.Model):
         for block in self.up_blocks:
             out = block(out, training=training)
         out = self.final(out)
-        return ops.cast(ops.sigmoid(out), "float32")
+        decoded = ops.cast(ops.sigmoid(out), "float32")
+        if self.output_mode == "decoder":
+            return decoded
+        return self.blend(base, deformation, occlusion, decoded)
+
+    def blend(self, base, deformation, occlusion, decoded):
+        """C↑ · grid_sample(base, D↑) + (1 - C↑) · decoded, at the image resolution (float32).
+
+        Args:
+            base: tensor (B, H, W, C), the base image in [0, 1].
+            deformation: tensor (B, h, w, 2), the sampling grid D.
+            occlusion: tensor (B, h', w', 1), the occlusion map C in [0, 1].
+            decoded: tensor (B, H, W, C), the decoder's image in [0, 1].
+
+        Returns:
+            float32 tensor (B, H, W, C) in [0, 1].
+        """
+        base = ops.cast(base, "float32")
+        height, width = base.shape[1], base.shape[2]
+        deformation = self.resize_deformation(ops.cast(deformation, "float32"), height, width)
+        occlusion = self.resize_occlusion(ops.cast(occlusion, "float32"), height, width)
+        warped = grid_sample(base, deformation)
+        return occlusion * warped + (1.0 - occlusion) * ops.cast(decoded, "float32")
 
     def get_config(self):
         config = super().get_config()
@@ -298,6 +352,13 @@ class Generator(keras.Model):
                 "max_features": self.max_features,
                 "hourglass_refinement": self.hourglass_refinement,
                 "hourglass_num_blocks": self.hourglass_num_blocks,
+                "output_mode": self.output_mode,
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Files saved before `output_mode` existed used the decoder's image alone.
+        config = {"output_mode": "decoder", **config}
+        return super().from_config(config)

@@ -14,7 +14,14 @@ from synpose_keras.models.backbones import (
     normalize_images,
 )
 from synpose_keras.models.forward import forward_function
-from synpose_keras.ops.heatmaps import SOFT_ARGMAX_BETA, HeatmapCodec, check_decoding
+from synpose_keras.ops.heatmaps import (
+    LOCAL_SOFT_ARGMAX_BETA,
+    LOCAL_SOFT_ARGMAX_WINDOW,
+    READOUTS,
+    SOFT_ARGMAX_BETA,
+    HeatmapCodec,
+    check_decoding,
+)
 
 BACKBONE_STRIDE = 32
 
@@ -58,8 +65,19 @@ class PosePredictor(keras.Model):
         deconv_filters: int. Channels of each deconvolution. Defaults to 256.
         width_multiplier: float. Channel multiplier of the "resnet18" backbone (must stay 1.0
             for the Keras ResNets). Defaults to 1.0.
-        soft_argmax_beta: float. Inverse temperature of the differentiable `keypoints`
-            (`synpose_keras.ops.heatmaps.soft_argmax`). Defaults to `SOFT_ARGMAX_BETA` (25).
+        soft_argmax_beta: float. Inverse temperature of the global readout
+            (``soft_argmax_readout="global"``, `synpose_keras.ops.heatmaps.soft_argmax`), in
+            units of heatmap value. Defaults to `SOFT_ARGMAX_BETA` (25).
+        soft_argmax_readout: str. Differentiable readout of `keypoints` and `soft_keypoints`:
+            "local" (`synpose_keras.ops.heatmaps.local_soft_argmax`: a soft-argmax in a window
+            around the argmax with a peak-relative temperature, which agrees with the argmax on
+            weak maps) or "global" (`synpose_keras.ops.heatmaps.soft_argmax` over the whole
+            map, the readout of models saved before this option, whose configs now load with
+            "local"). Defaults to "local".
+        soft_argmax_window: int. Half-width in heatmap pixels of the local readout's window.
+            Defaults to `LOCAL_SOFT_ARGMAX_WINDOW` (2, a 5 × 5 window).
+        soft_argmax_local_beta: float. Inverse temperature of the local readout, relative to
+            each map's peak. Defaults to `LOCAL_SOFT_ARGMAX_BETA` (50).
         **kwargs: forwarded to `keras.Model` (name, dtype, ...).
 
     Shapes:
@@ -94,6 +112,9 @@ class PosePredictor(keras.Model):
         width_multiplier=1.0,
         soft_argmax_beta=SOFT_ARGMAX_BETA,
         output_stride=BACKBONE_STRIDE,
+        soft_argmax_readout="local",
+        soft_argmax_window=LOCAL_SOFT_ARGMAX_WINDOW,
+        soft_argmax_local_beta=LOCAL_SOFT_ARGMAX_BETA,
         **kwargs,
     ):
         if backbone not in BACKBONES:
@@ -134,6 +155,22 @@ class PosePredictor(keras.Model):
                 "`soft_argmax_beta` must be positive. "
                 f"Received: soft_argmax_beta={soft_argmax_beta!r}"
             )
+        if soft_argmax_readout not in READOUTS:
+            raise ValueError(
+                f"`soft_argmax_readout` must be one of {list(READOUTS)}. "
+                f"Received: soft_argmax_readout={soft_argmax_readout!r}"
+            )
+        if (isinstance(soft_argmax_window, bool)
+                or not isinstance(soft_argmax_window, (int, np.integer)) or soft_argmax_window < 1):
+            raise ValueError(
+                "`soft_argmax_window` must be a positive int (heatmap pixels). "
+                f"Received: soft_argmax_window={soft_argmax_window!r}"
+            )
+        if not soft_argmax_local_beta > 0:
+            raise ValueError(
+                "`soft_argmax_local_beta` must be positive. "
+                f"Received: soft_argmax_local_beta={soft_argmax_local_beta!r}"
+            )
         backbone_weights = check_weights_argument(backbone_weights)
         super().__init__(**kwargs)
         self.num_keypoints = int(num_keypoints)
@@ -144,6 +181,9 @@ class PosePredictor(keras.Model):
         self.deconv_filters = int(deconv_filters)
         self.width_multiplier = float(width_multiplier)
         self.soft_argmax_beta = float(soft_argmax_beta)
+        self.soft_argmax_readout = soft_argmax_readout
+        self.soft_argmax_window = int(soft_argmax_window)
+        self.soft_argmax_local_beta = float(soft_argmax_local_beta)
         self.output_stride = int(output_stride)
         self.normalization = BACKBONE_NORMALIZATION[backbone]
 
@@ -217,10 +257,12 @@ class PosePredictor(keras.Model):
         width = image_shape[2] if image_shape[2] is not None else self.input_size
         height, width = int(height), int(width)
         return HeatmapCodec((width, height), (width // self.stride, height // self.stride),
-                            beta=self.soft_argmax_beta)
+                            beta=self.soft_argmax_beta, readout=self.soft_argmax_readout,
+                            window=self.soft_argmax_window,
+                            local_beta=self.soft_argmax_local_beta)
 
     def soft_keypoints(self, heatmaps, image_shape=None):
-        """Differentiable keypoints (soft-argmax) of heatmaps, in input pixels.
+        """Differentiable keypoints of heatmaps (the `soft_argmax_readout`), in input pixels.
 
         Args:
             heatmaps: tensor (B, h, w, K) produced by this model.
@@ -241,7 +283,8 @@ class PosePredictor(keras.Model):
             training: bool. Forwarded to the model call (BatchNorm mode).
 
         Returns:
-            tensor (B, K, 2): soft-argmax keypoints, (x, y) in input pixels.
+            tensor (B, K, 2): keypoints of the `soft_argmax_readout` ("local" by default),
+            (x, y) in input pixels.
         """
         images = ops.convert_to_tensor(images)
         heatmaps = self(images, training=training)
@@ -299,6 +342,9 @@ class PosePredictor(keras.Model):
             deconv_filters=self.deconv_filters,
             width_multiplier=self.width_multiplier,
             soft_argmax_beta=self.soft_argmax_beta,
+            soft_argmax_readout=self.soft_argmax_readout,
+            soft_argmax_window=self.soft_argmax_window,
+            soft_argmax_local_beta=self.soft_argmax_local_beta,
         )
         return config
 

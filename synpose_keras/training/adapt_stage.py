@@ -17,7 +17,9 @@ One iteration (``AdaptStage.train_step``)::
   Both labels are mapped into the student view by the known augmentation affine and re-rendered as
   sigma=2 Gaussians; the mask strategy (:mod:`synpose_keras.pseudo_labels.masks`) decides which
   instances each loss sees.
-- ``L_rec``: soft-argmax student keypoints on a base and a driving image of the same subject ->
+- ``L_rec``: differentiable student keypoints (``PosePredictor.soft_keypoints``: by default the
+  local soft-argmax, :func:`synpose_keras.ops.heatmaps.local_soft_argmax`, which agrees with
+  the argmax) on a base and a driving image of the same subject ->
   WarpingModule -> Generator -> reconstruction loss against the real driving image. Its gradient
   reaches the student through the keypoints. W and G keep training with their own optimizer.
 

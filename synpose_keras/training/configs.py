@@ -30,6 +30,10 @@ METHODS = ("ours", "source-only", "uniframe", "ccssl", "regda", "oracle")
 STAGES = ("style", "pretrain", "generator", "adapt")
 TASKS = ("hand", "body")
 STRATEGIES = ("default", "mirrored", "multiworker")
+#: Base/driving partner rules of the reconstruction pairs; the same tuple as
+#: ``synpose_keras.datasets.pipeline.pairs.PAIR_MODES`` (not imported: configs stay free of
+#: TensorFlow).
+PAIR_MODES = ("same-view", "any")
 
 
 @dataclasses.dataclass
@@ -143,6 +147,9 @@ class GeneratorConfig:
     num_blocks: int = 3
     num_residual_blocks: int = 2
     vgg_weights: Optional[str] = None
+    # Generator output: "blend" (warped base image at full resolution, blended by the occlusion
+    # map with the decoder's image) or "decoder" (the decoder's image alone); models.Generator.
+    output_mode: str = "blend"
 
 
 @dataclasses.dataclass
@@ -175,8 +182,18 @@ class AdaptConfig:
             of each batch (UniFrame: 0.5).
         agreement_px: float. M_3D: a keypoint is kept when the teacher's 2D peak and the
             kinematically corrected reprojection agree within this distance (heatmap pixels).
-        pair_fallback: optional str. "affine": datasets without sequences pair an image with a
-            random affine of itself. None: refuse such targets when ``rec`` is on.
+        pair_fallback: optional str. "affine": datasets without sequences, and (with
+            ``pair_mode="same-view"``) datasets whose sequences hold a single frame per view,
+            pair an image with a random affine of itself. None: refuse such targets when ``rec``
+            is on.
+        pair_mode: str. Partners of the base/driving pairs (stages ``generator`` and ``adapt``):
+            "same-view" (default): same sequence and same camera view, another frame, so that the
+            driving frame differs from the base by the subject's motion only and can be
+            reconstructed from it; "any": same sequence, another frame or view (cross-view pairs,
+            another viewpoint and background). Records without a view count as one view.
+        pair_max_frame_gap: optional int. Largest ``|frame_base - frame_driving|`` of a pair, in
+            the records' ``frame`` units (the source's frame numbers; a video sampled every 5th
+            frame needs >= 5). None: any gap inside the pairing window (64 records).
         teacher_rotations: int. 1 (the paper, default): the teacher sees each target view once.
             2 or 4: its heatmaps are averaged over the view turned by 0/180 or 0/90/180/270
             degrees (multi-transform inference as in data distillation, Radosavovic et al. 2018;
@@ -213,6 +230,8 @@ class AdaptConfig:
     agreement_px: float = 2.0
     occlusion_prob: float = 0.5
     pair_fallback: Optional[str] = "affine"
+    pair_mode: str = "same-view"
+    pair_max_frame_gap: Optional[int] = 2
     teacher_rotations: int = 1
     oracle_labels: bool = False
     source_only_reference: bool = True
@@ -374,6 +393,18 @@ class TrainConfig:
             raise ValueError(
                 "adapt.pair_fallback must be 'affine' or None. "
                 f"Received: adapt.pair_fallback={self.adapt.pair_fallback!r}"
+            )
+        if self.adapt.pair_mode not in PAIR_MODES:
+            raise ValueError(
+                f"adapt.pair_mode must be one of {list(PAIR_MODES)}: 'same-view' pairs two frames "
+                "of one camera, 'any' also pairs two cameras. "
+                f"Received: adapt.pair_mode={self.adapt.pair_mode!r}"
+            )
+        gap = self.adapt.pair_max_frame_gap
+        if gap is not None and (isinstance(gap, bool) or not isinstance(gap, int) or gap < 1):
+            raise ValueError(
+                "adapt.pair_max_frame_gap must be a positive int (frames between base and "
+                f"driving) or None (no bound). Received: adapt.pair_max_frame_gap={gap!r}"
             )
         return self
 

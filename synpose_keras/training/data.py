@@ -40,9 +40,19 @@ def _views(config, data, batch, seed, student_augment=None):
                                                   else config.augment.to_augment_config()))
 
 
-def _pairs(config, data, batch, seed):
+def pair_options(config) -> dict:
+    """The pairing options of ``config.adapt`` as ``pairs_pipeline`` keyword arguments
+    (``pair_mode``, ``max_frame_gap``, ``fallback``)."""
+    a = config.adapt
+    return {"pair_mode": a.pair_mode, "max_frame_gap": a.pair_max_frame_gap,
+            "fallback": a.pair_fallback}
+
+
+def target_pairs(config, data, batch, seed):
+    """The base/driving pairs of stages ``generator`` and ``adapt`` (whole-frame crops, the
+    run's pairing options)."""
     return pairs_pipeline(data, input_size=config.model.input_size, batch_size=batch, seed=seed,
-                          crop_from_keypoints=False, fallback=config.adapt.pair_fallback)
+                          crop_from_keypoints=False, **pair_options(config))
 
 
 def style_dataset(config, source_dir, target_dir, epoch):
@@ -69,7 +79,7 @@ def pretrain_dataset(config, source_dir, target_dir, epoch, restyle: bool):
 
 def generator_dataset(config, target_dir, epoch):
     s = epoch_seed(config.seed, "generator", epoch)
-    pairs = _pairs(config, target_dir, config.generator.batch_size, s)
+    pairs = target_pairs(config, target_dir, config.generator.batch_size, s)
     return pairs.map(lambda p: {"base": p["base_image"], "driving": p["driving_image"]})
 
 
@@ -80,7 +90,7 @@ def adapt_dataset(config, source_dir, target_dir, epoch, with_pairs: bool):
     tgt = _views(config, target_dir, a.target_batch_size, s + 1)
     parts = [src, tgt]
     if with_pairs:
-        parts.append(_pairs(config, target_dir, a.target_batch_size, s + 2))
+        parts.append(target_pairs(config, target_dir, a.target_batch_size, s + 2))
 
     def assemble(*batches):
         out = {"source": _supervised(batches[0]),

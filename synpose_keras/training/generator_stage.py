@@ -23,7 +23,9 @@ class GeneratorStage(StageModel):
     """Trains W and G to generate the driving image from the base image and keypoints.
 
     Args:
-        predictor: PosePredictor. Frozen; gives soft-argmax keypoints of base and driving.
+        predictor: PosePredictor. Frozen; gives the keypoints of base and driving through its
+            differentiable readout (`PosePredictor.soft_keypoints`: the local soft-argmax,
+            which agrees with the argmax, by default).
         warping_module: WarpingModule. Trained.
         generator: Generator. Trained.
         vgg_weights: optional str. VGG-19 weights for the perceptual loss; None uses the L1 + SSIM

@@ -331,12 +331,17 @@ class Trainer:
         warp, gen = self._new_generator_pair()
         stage = GeneratorStage(predictor, warp, gen, vgg_weights=c.generator.vgg_weights)
         stage.compile(optimizer=keras.optimizers.Adam(c.generator.lr, beta_1=0.5, beta_2=0.999))
+        from synpose_keras.training.pair_statistics import write_pair_statistics
+        write_pair_statistics(c, c.target, self._path("generator", "pairs.json"), log=self.log)
         runner = self._runner("generator", stage,
                               lambda e: stage_data.generator_dataset(c, c.target, e),
                               c.generator.epochs, c.generator.iterations)
         runner.run(self.resume)
         _save_model(warp, self._path("generator", "warping_module.keras"))
         _save_model(gen, self._path("generator", "generator.keras"))
+        from synpose_keras.training.reconstruction_check import check_generator_stage
+        check_generator_stage(c, predictor, warp, gen,
+                              self._path("generator", "reconstruction_check.json"), log=self.log)
 
     def _new_generator_pair(self):
         g = self.config.generator
@@ -344,7 +349,7 @@ class Trainer:
                              block_expansion=g.block_expansion, num_blocks=g.num_blocks,
                              max_features=g.max_features)
         gen = Generator(block_expansion=g.block_expansion, max_features=g.max_features,
-                        num_residual_blocks=g.num_residual_blocks)
+                        num_residual_blocks=g.num_residual_blocks, output_mode=g.output_mode)
         return warp, gen
 
     def _pretrained_predictor(self) -> PosePredictor:

@@ -16,7 +16,7 @@ from synpose_keras.models.backbones import (
     build_backbone,
     normalize_images,
 )
-from synpose_keras.ops.heatmaps import encode_heatmaps, soft_argmax
+from synpose_keras.ops.heatmaps import encode_heatmaps, local_soft_argmax
 from tests.models.helpers import (
     assert_config_complete,
     assert_save_load_identical,
@@ -195,7 +195,8 @@ def test_keypoints_are_differentiable_soft_argmax(tiny):
     with tf.GradientTape() as tape:
         keypoints = tiny.keypoints(images, training=False)
         total = keras.ops.sum(keypoints)
-    expected = 4.0 * keras.ops.convert_to_numpy(soft_argmax(tiny(images), beta=tiny.soft_argmax_beta))
+    expected = 4.0 * keras.ops.convert_to_numpy(local_soft_argmax(
+        tiny(images), window=tiny.soft_argmax_window, beta=tiny.soft_argmax_local_beta))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(keypoints), expected, rtol=1e-6)
     assert keypoints.shape == (2, K, 2)
     gradient = tape.gradient(total, tiny.final_conv.kernel)

@@ -11,7 +11,7 @@ from synpose_keras.models.pose_predictor import PosePredictor
 from synpose_keras.models.reconstruction import reconstruct
 from synpose_keras.models.warping_module import WarpingModule
 from synpose_keras.ops.heatmaps import soft_argmax
-from synpose_keras.ops.warp import normalize_keypoints
+from synpose_keras.ops.warp import grid_sample, normalize_keypoints
 
 SIZE = 64
 K = 5
@@ -113,6 +113,34 @@ def test_gradient_with_respect_to_keypoints_is_finite_and_nonzero(models):
     with tf.GradientTape() as tape:
         generated, _ = reconstruct(warping_module, generator, base, kp_base, kp_driving)
         loss = ops.mean(ops.abs(generated - driving))
+    for gradient in tape.gradient(loss, [kp_base, kp_driving]):
+        gradient = np.asarray(gradient)
+        assert np.all(np.isfinite(gradient))
+        assert np.all(np.abs(gradient).max(axis=-1) > 0.0)  # every keypoint moves the loss
+
+
+def test_blend_gradient_reaches_the_keypoints_through_the_displacement_field():
+    # Without an occlusion map (C = 1) the blended output is the base image warped at full
+    # resolution by D: the decoder has no weight, so the keypoints' gradient comes through D.
+    keras.utils.set_random_seed(4)
+    warping_module = WarpingModule(
+        num_keypoints=K, block_expansion=8, num_blocks=4, max_features=64,
+        estimate_occlusion=False,
+    )
+    generator = Generator(block_expansion=8, max_features=64, num_residual_blocks=1)
+    assert generator.output_mode == "blend"
+    rng = np.random.default_rng(4)
+    base = tf.constant(rng.random((1, SIZE, SIZE, 3)).astype("float32"))
+    driving = tf.constant(rng.random((1, SIZE, SIZE, 3)).astype("float32"))
+    kp_base = tf.Variable(rng.uniform(-0.5, 0.5, (1, K, 2)).astype("float32"))
+    kp_driving = tf.Variable(rng.uniform(-0.5, 0.5, (1, K, 2)).astype("float32"))
+    with tf.GradientTape() as tape:
+        generated, motion = reconstruct(warping_module, generator, base, kp_base, kp_driving)
+        loss = ops.mean(ops.abs(generated - driving))
+    field = Generator.resize_deformation(motion["deformation"], SIZE, SIZE)
+    np.testing.assert_allclose(
+        np.asarray(generated), np.asarray(grid_sample(base, field)), atol=1e-6
+    )
     for gradient in tape.gradient(loss, [kp_base, kp_driving]):
         gradient = np.asarray(gradient)
         assert np.all(np.isfinite(gradient))

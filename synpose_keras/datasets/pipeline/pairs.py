@@ -6,11 +6,15 @@ Design (streaming, constant memory, no random access into TFRecords):
    emit each sequence's records together (frames in time order, views of one capture together),
    so records that can pair sit next to each other.
 2. Consecutive records are grouped into windows of ``window`` records (per shard). Inside a
-   window, record ``i`` is paired with a random record ``j`` sharing its non-empty ``sequence`` and
-   differing in ``frame`` or ``view`` (optionally ``|frame_i - frame_j| <= max_frame_gap``);
-   records without such a partner in their window are dropped. A window costs ``window``
-   encoded images in memory, whatever the dataset size; pairs never cross a window boundary, so
-   the largest usable frame gap is ``window - 1``.
+   window, record ``i`` is paired with a random record ``j`` sharing its non-empty ``sequence``
+   and, with ``pair_mode="same-view"`` (the default), its ``view``, in another ``frame``; with
+   ``pair_mode="any"``, differing in ``frame`` or ``view`` (so most pairs of a multi-view capture
+   are two cameras: another viewpoint and another background, which a generator driven by
+   keypoints cannot reconstruct). Optionally ``|frame_i - frame_j| <= max_frame_gap`` (``frame``
+   numbers the source's frames). Records whose ``view`` is empty count as one view. Records
+   without a partner in their window are dropped. A window costs ``window`` encoded images in
+   memory, whatever the dataset size; pairs never cross a window boundary, so the largest usable
+   frame gap is ``window - 1``.
 3. Only then are the two chosen images decoded and cropped with the SAME square crop (the
    REFERENCE §1 box around the union of both records' visible keypoints, or the whole base image
    for unlabelled footage), optionally augmented by one shared random affine.
@@ -18,12 +22,22 @@ Design (streaming, constant memory, no random access into TFRecords):
 Datasets without sequences (every ``sequence`` empty, e.g. LSP) cannot pair frames: with
 ``fallback="affine"`` the driving image is a random affine of the base image (keypoints
 transformed accordingly); with ``fallback=None`` building the pipeline raises ``ValueError``.
+
+Same-view pairs of a dataset folder are checked when the pipeline is built: the keys (sequence,
+view, frame) of its first ``PROBE_RECORDS`` records are paired as the pipeline would. When no
+record has a same-view partner because every sequence holds a single frame per view (still
+multi-view captures), the dataset is treated like one without sequences: affine pairs with a
+warning under ``fallback="affine"``, a ``ValueError`` naming the folder otherwise. When records
+of one view exist but are farther apart than ``max_frame_gap`` (videos sampled every n-th frame),
+building the pipeline raises a ``ValueError`` giving the smallest gap found.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
+import numpy as np
 import tensorflow as tf
 
 from synpose_keras.datasets import schema
@@ -41,18 +55,41 @@ from synpose_keras.datasets.reader import list_shards
 
 _F32 = tf.float32
 FALLBACKS = ("affine", None)
+#: Partner rules: ``"same-view"`` (same sequence and view, another frame; the default) and
+#: ``"any"`` (same sequence, another frame or another view).
+PAIR_MODES = ("same-view", "any")
+#: Records whose keys are read when a same-view pipeline is built on a folder (see the module
+#: docstring).
+PROBE_RECORDS = 512
 #: Default random affine turning a base image into a driving image when there are no sequences.
 DEFAULT_FALLBACK_AUGMENT = AugmentConfig(rotation=15.0, shear=5.0, translate=0.05, scale=(0.9, 1.1),
                                          color_jitter=0.0, flip_prob=0.0)
 
 
-def pair_indices(window: dict, seed, max_frame_gap: Optional[int] = None):
+def check_pair_options(pair_mode: str, max_frame_gap: Optional[int]) -> None:
+    """Raises ValueError unless ``pair_mode`` is in ``PAIR_MODES`` and ``max_frame_gap`` is None or
+    a positive int."""
+    if pair_mode not in PAIR_MODES:
+        raise ValueError(f"pair_mode must be one of {list(PAIR_MODES)}. "
+                         f"Received: pair_mode={pair_mode!r}")
+    if max_frame_gap is not None and (isinstance(max_frame_gap, bool)
+                                      or not isinstance(max_frame_gap, (int, np.integer))
+                                      or max_frame_gap < 1):
+        raise ValueError("max_frame_gap must be None or a positive int (frames). "
+                         f"Received: max_frame_gap={max_frame_gap!r}")
+
+
+def pair_indices(window: dict, seed, max_frame_gap: Optional[int] = None,
+                 pair_mode: str = "same-view"):
     """Chooses partners inside one window of records.
 
     Args:
         window: dict of batched record fields; uses ``sequence`` (n,), ``frame`` (n,), ``view`` (n,).
         seed: (2,) int stateless seed.
         max_frame_gap: optional int. Largest allowed ``|frame_i - frame_j|``.
+        pair_mode: str. "same-view": partners share the sequence and the view and differ in
+            frame; "any": they share the sequence and differ in frame or view. Defaults to
+            "same-view".
 
     Returns:
         ``(base, driving)`` int32 (m,) indices: for every record with at least one valid partner,
@@ -63,8 +100,15 @@ def pair_indices(window: dict, seed, max_frame_gap: Optional[int] = None):
     view = window["view"]
     n = tf.shape(seq)[0]
     same = tf.equal(seq[:, None], seq[None, :]) & tf.not_equal(seq, "")[:, None]
-    differ = tf.not_equal(frame[:, None], frame[None, :]) | tf.not_equal(view[:, None], view[None, :])
-    ok = same & differ
+    other_frame = tf.not_equal(frame[:, None], frame[None, :])
+    same_view = tf.equal(view[:, None], view[None, :])
+    if pair_mode == "same-view":
+        ok = same & same_view & other_frame
+    elif pair_mode == "any":
+        ok = same & (other_frame | ~same_view)
+    else:
+        raise ValueError(f"pair_mode must be one of {list(PAIR_MODES)}. "
+                         f"Received: pair_mode={pair_mode!r}")
     if max_frame_gap is not None:
         ok &= tf.abs(frame[:, None] - frame[None, :]) <= int(max_frame_gap)
     u = tf.random.stateless_uniform(tf.stack([n, n]), seed=tf.cast(seed, tf.int64), dtype=_F32)
@@ -141,6 +185,74 @@ def _light_shard(path, has_3d, k):
         lambda s: schema.parse_example(s, has_3d=has_3d, num_keypoints=k, decode=False))
 
 
+def probe_same_view_pairs(files, has_3d: bool, num_keypoints: Optional[int], window: int,
+                          max_frame_gap: Optional[int], limit: int = PROBE_RECORDS) -> dict:
+    """Pairs the keys of the first ``limit`` records of ``files`` as a same-view pipeline would.
+
+    The records are read in order (shard after shard, images left encoded) and grouped into
+    windows of ``window``; each window is paired by :func:`pair_indices` with
+    ``pair_mode="same-view"``.
+
+    Returns:
+        dict: ``records`` (read), ``sequences`` (distinct non-empty sequences among them),
+        ``paired`` (records with a same-view partner within ``max_frame_gap``),
+        ``paired_any_gap`` (records with a same-view partner at any gap inside their window) and
+        ``min_gap`` (smallest ``|frame difference|`` between two records of one view of one
+        sequence in a window; None when there is none).
+    """
+    keys = tf.data.TFRecordDataset(list(files)).map(
+        lambda s: schema.parse_example(s, has_3d=has_3d, num_keypoints=num_keypoints, decode=False))
+    keys = keys.map(lambda ex: {key: ex[key] for key in ("sequence", "view", "frame")})
+    out = {"records": 0, "sequences": 0, "paired": 0, "paired_any_gap": 0, "min_gap": None}
+    sequences = set()
+    seed = tf.constant([0, 0], tf.int64)
+    for w in keys.take(limit).batch(window):
+        seq, view = w["sequence"].numpy(), w["view"].numpy()
+        frame = w["frame"].numpy().astype(np.int64)
+        out["records"] += len(seq)
+        sequences.update(x for x in seq.tolist() if x)
+        out["paired"] += int(tf.size(pair_indices(w, seed, max_frame_gap, "same-view")[0]))
+        out["paired_any_gap"] += int(tf.size(pair_indices(w, seed, None, "same-view")[0]))
+        one_view = ((seq[:, None] == seq[None, :]) & (seq != b"")[:, None]
+                    & (view[:, None] == view[None, :]) & (frame[:, None] != frame[None, :]))
+        if one_view.any():
+            gap = int(np.abs(frame[:, None] - frame[None, :])[one_view].min())
+            out["min_gap"] = gap if out["min_gap"] is None else min(out["min_gap"], gap)
+    out["sequences"] = len(sequences)
+    return out
+
+
+def _check_same_view_probe(probe: dict, where: str, max_frame_gap, fallback) -> bool:
+    """Reads :func:`probe_same_view_pairs`: True when the pipeline must fall back to affine pairs;
+    raises ValueError when it can neither pair nor fall back (see the module docstring)."""
+    if probe["paired"] > 0:
+        return False
+    if probe["paired_any_gap"] > 0:
+        gap = probe["min_gap"]
+        raise ValueError(
+            f"{where}: records of one view of a sequence are at least {gap} frames apart (the "
+            f"`frame` numbers of the source), more than max_frame_gap={max_frame_gap}, so no "
+            f"same-view base/driving pair can be formed (read the first {probe['records']} "
+            f"records). Pass max_frame_gap >= {gap} (training: --set "
+            f"adapt.pair_max_frame_gap={gap}). Received: max_frame_gap={max_frame_gap!r}"
+        )
+    message = (
+        f"{where}: no sequence has two frames of one view (the first {probe['records']} records, "
+        f"{probe['sequences']} sequences, hold a single frame per view), so base/driving pairs of "
+        "one view cannot be formed"
+    )
+    if fallback is None:
+        raise ValueError(
+            f"{message}. Pass fallback='affine' (training: --set adapt.pair_fallback=affine) to "
+            "pair each image with a random affine of itself, or pair_mode='any' (training: --set "
+            "adapt.pair_mode=any) for pairs across views (another viewpoint and background, which "
+            "the generator cannot reconstruct well). Received: fallback=None"
+        )
+    warnings.warn(f"{message}; using affine pairs instead (fallback='affine'): each image with a "
+                  "random affine of itself.", stacklevel=3)
+    return True
+
+
 def _with_size(example):
     ex = dict(example)
     shape = tf.shape(ex["image"])
@@ -157,6 +269,7 @@ def pairs_pipeline(
     window: int = 64,
     max_frame_gap: Optional[int] = None,
     fallback: Optional[str] = "affine",
+    pair_mode: str = "same-view",
     has_sequences: Optional[bool] = None,
     augment: Optional[AugmentConfig] = None,
     fallback_augment: Optional[AugmentConfig] = None,
@@ -168,7 +281,8 @@ def pairs_pipeline(
     repeat: Optional[bool] = None,
     drop_remainder: Optional[bool] = None,
 ) -> tf.data.Dataset:
-    """Base/driving image pairs of one subject (two frames of a video, or two camera views).
+    """Base/driving image pairs of one subject: two frames of one camera (by default), or of any
+    two cameras.
 
     Shapes: B batch, S ``input_size``, K keypoints. See the module docstring for the design.
 
@@ -179,10 +293,15 @@ def pairs_pipeline(
         batch_size: int. Defaults to 8.
         split: str. Defaults to ``"train"``.
         window: int. Consecutive records among which partners are drawn. Defaults to 64.
-        max_frame_gap: optional int. Largest ``|frame_base - frame_driving|``. Defaults to None
-            (anything inside the window).
-        fallback: ``"affine"`` or None. What to do when the dataset has no sequences. Defaults to
-            ``"affine"``.
+        max_frame_gap: optional int. Largest ``|frame_base - frame_driving|`` (in the units of
+            the records' ``frame``: the source's frame numbers). Defaults to None (anything
+            inside the window).
+        fallback: ``"affine"`` or None. What to do when the dataset has no sequences, or (same
+            view) when its sequences hold a single frame per view. Defaults to ``"affine"``.
+        pair_mode: str. "same-view": base and driving share the sequence and the ``view`` (an
+            empty ``view`` counts as one view) and differ in frame. "any": they share the
+            sequence and differ in frame or view (cross-view pairs included). Defaults to
+            "same-view".
         has_sequences: optional bool. Whether any record has a non-empty ``sequence``; read from
             ``meta.json`` for a folder, required for a ``tf.data.Dataset``.
         augment: optional AugmentConfig. One random affine shared by base and driving (None: no
@@ -207,7 +326,9 @@ def pairs_pipeline(
         ``is_affine`` (B,) bool.
 
     Raises:
-        ValueError: when the dataset has no sequences and ``fallback`` is None.
+        ValueError: when the dataset has no sequences (or, same view, a single frame per view)
+            and ``fallback`` is None; when records of one view are all farther apart than
+            ``max_frame_gap``; for unknown options.
 
     Example:
 
@@ -221,6 +342,7 @@ def pairs_pipeline(
         raise ValueError(f"fallback must be one of {FALLBACKS}. Received: fallback={fallback!r}")
     if window < 2:
         raise ValueError(f"window must be >= 2. Received: window={window}")
+    check_pair_options(pair_mode, max_frame_gap)
     is_dataset = isinstance(data, tf.data.Dataset)
     meta = None
     if not is_dataset:
@@ -237,8 +359,17 @@ def pairs_pipeline(
     if augment is not None:
         augment = augment.resolve(skeleton)
 
-    if not has_sequences:
-        if fallback is None:
+    files = None
+    use_affine = not has_sequences
+    if has_sequences and pair_mode == "same-view" and not is_dataset:
+        files = list_shards(str(data), split, meta)
+        probe = probe_same_view_pairs(files, bool(meta.get("has_3d")), meta.get("num_keypoints"),
+                                      window, max_frame_gap)
+        use_affine = _check_same_view_probe(probe, f"{data} (split {split!r})", max_frame_gap,
+                                            fallback)
+
+    if use_affine:
+        if not has_sequences and fallback is None:
             where = f"{data} (split {split!r})" if meta is not None else "the given dataset"
             raise ValueError(
                 f"{where} has no sequences: every record's `sequence` is empty, so base/driving "
@@ -262,7 +393,7 @@ def pairs_pipeline(
             records = records.repeat()
         windows = records.padded_batch(window)
     else:
-        files = list_shards(str(data), split, meta)
+        files = files or list_shards(str(data), split, meta)
         has_3d, k = bool(meta.get("has_3d")), meta.get("num_keypoints")
         file_ds = tf.data.Dataset.from_tensor_slices(files)
         if training:
@@ -275,7 +406,7 @@ def pairs_pipeline(
             num_parallel_calls=_inputs.AUTOTUNE, deterministic=True)
 
     def to_pairs(i, w):
-        base_idx, drv_idx = pair_indices(w, element_seed(s, i, 2), max_frame_gap)
+        base_idx, drv_idx = pair_indices(w, element_seed(s, i, 2), max_frame_gap, pair_mode)
         pick = lambda idx: {key: tf.gather(value, idx) for key, value in w.items()}  # noqa: E731
         return tf.data.Dataset.from_tensor_slices((pick(base_idx), pick(drv_idx)))
 
