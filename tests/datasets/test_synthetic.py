@@ -431,3 +431,38 @@ def test_hands_are_seen_upright_from_the_palm_or_back_side():
     # the MCP sits a few degrees off the distal axis; the roll is uniform in +-HAND_ROLL_DEG
     assert angles.max() < HAND_ROLL_DEG + 10
     assert np.percentile(angles, 75) > HAND_ROLL_DEG / 3  # rolled, not all upright
+
+
+def _shift_costs_module():
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "shift_costs.py")
+    spec = importlib.util.spec_from_file_location("shift_costs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shift_costs_switches_one_shift_off_and_restores_it():
+    """examples/shift_costs.py: each switch gives the source's value, and nothing leaks out."""
+    shift_costs = _shift_costs_module()
+    before = (domains.NOISE_SIGMA, domains.OCCLUDER_PROBABILITY)
+
+    def target_record(**kwargs):
+        return SceneGenerator("hand", seed=0, image_size=64, frames=2, views=2).target_sample(
+            "test", 0, 0, 0)
+
+    with shift_costs.switched_off("sensor noise"):
+        spec = SceneGenerator("hand", seed=0, image_size=64, frames=2, views=2).target_sequence(
+            "test", 0)
+        assert np.all(spec["appearance"].noise_sigma == 0)
+    with shift_costs.switched_off("annotation gap"):
+        same = target_record()
+    gapped = target_record()
+    source_convention = same["posed"].keypoints("source")
+    assert np.allclose(same["record"].keypoints_3d, source_convention, atol=1e-6)
+    assert not np.allclose(gapped["record"].keypoints_3d, source_convention, atol=1e-4)
+    assert (domains.NOISE_SIGMA, domains.OCCLUDER_PROBABILITY) == before
+    with pytest.raises(ValueError, match="shift must be one of"):
+        with shift_costs.switched_off("gravity"):
+            pass

@@ -46,7 +46,7 @@ TARGET_FILL = (0.55, 0.75)
 TARGET_OFFSET = 0.06
 # Target motion: joint angles move from one random pose towards another over the sequence
 # (eased), while the subject turns and drifts.
-HAND_TURN_DEG = (10.0, 45.0)
+HAND_TURN_DEG = (5.0, 20.0)
 HAND_DRIFT_M = 0.03
 BODY_TURN_DEG = 40.0
 BODY_DRIFT_M = 0.4
