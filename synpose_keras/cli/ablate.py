@@ -60,12 +60,9 @@ def ablate_command(
     from synpose_keras.training.ablation import run_ablation
     from synpose_keras.training.runner import RunConfigError, TrainingDivergedError
 
-    overrides = {}
-    for item in set_ or []:
-        if "=" not in item:
-            raise typer.BadParameter(f"--set expects KEY=VALUE. Received: {item!r}")
-        key, value = item.split("=", 1)
-        overrides[key.strip()] = value.strip()
+    from synpose_keras.cli.train import parse_sets
+
+    overrides = parse_sets(set_)
     try:
         run_ablation(task, _split_seeds(seeds), str(out), preset=preset, overrides=overrides,
                      variants=_split_variants(variants),

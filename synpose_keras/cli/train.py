@@ -9,6 +9,17 @@ from typing import Optional
 import typer
 
 
+def parse_sets(items) -> dict:
+    """``--set KEY=VALUE`` options -> ``{KEY: VALUE}`` (strings; the config parses them)."""
+    overrides = {}
+    for item in items or []:
+        if "=" not in item:
+            raise typer.BadParameter(f"--set expects KEY=VALUE. Received: {item!r}")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
 def train_command(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (checkpoints, logs, results)."),
     task: str = typer.Option("hand", help="hand (Hand21) or body (Body16)."),
@@ -50,11 +61,7 @@ def train_command(
         overrides["adapt.pseudo"] = pseudo
     if rec is not None:
         overrides["adapt.rec"] = rec
-    for item in set_ or []:
-        if "=" not in item:
-            raise typer.BadParameter(f"--set expects KEY=VALUE. Received: {item!r}")
-        key, value = item.split("=", 1)
-        overrides[key.strip()] = value.strip()
+    overrides.update(parse_sets(set_))
     try:
         config = apply_overrides(get_preset(preset), overrides)
         result = train(config, str(out), resume=resume, verbose=0 if quiet else 1,
