@@ -6,6 +6,7 @@ import typer
 
 from synpose_keras.cli.ablate import ablate_command
 from synpose_keras.cli.convert import convert_app
+from synpose_keras.cli.diagnose import diagnose_command
 from synpose_keras.cli.evaluate import evaluate_command
 from synpose_keras.cli.export import export_command
 from synpose_keras.cli.predict import predict_command
@@ -21,6 +22,7 @@ app = typer.Typer(
 app.add_typer(convert_app, name="convert")
 app.command("train")(train_command)
 app.command("ablate")(ablate_command)
+app.command("diagnose")(diagnose_command)
 app.command("evaluate")(evaluate_command)
 app.command("predict")(predict_command)
 app.command("export")(export_command)
