@@ -58,23 +58,16 @@ def ablate_command(
     """The ablation of supplementary Table A: shared stages once per seed, then each variant's
     adaptation; PCK@0.05 per part group, mean ± std over seeds. Re-running skips finished runs."""
     from synpose_keras.training.ablation import run_ablation
-    from synpose_keras.training.runner import RunConfigError, TrainingDivergedError
 
-    from synpose_keras.cli.train import parse_sets
+    from synpose_keras.cli.train import exit_on_run_errors, parse_sets
 
     overrides = parse_sets(set_)
-    try:
+    with exit_on_run_errors():
         run_ablation(task, _split_seeds(seeds), str(out), preset=preset, overrides=overrides,
                      variants=_split_variants(variants),
                      source=None if source is None else str(source),
                      target=None if target is None else str(target),
                      coarse_threshold=0.2 if coarse else None, log=typer.echo,
                      checkpoint_every=checkpoint_every)
-    except (RunConfigError, ValueError, FileNotFoundError) as err:
-        typer.echo(f"Error: {err}", err=True)
-        raise typer.Exit(code=2)
-    except TrainingDivergedError as err:
-        typer.echo(f"Error: {err}", err=True)
-        raise typer.Exit(code=3)
     typer.echo("\n" + (out / "ablation.md").read_text())
     typer.echo(f"Tables: {out}/ablation.md   Results: {out}/ablation.json")

@@ -3,10 +3,26 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+
+@contextlib.contextmanager
+def exit_on_run_errors():
+    """Bad configuration or data -> ``Error: ...`` and exit code 2; a diverged run -> code 3."""
+    from synpose_keras.training.runner import RunConfigError, TrainingDivergedError
+
+    try:
+        yield
+    except (RunConfigError, ValueError, FileNotFoundError) as err:
+        typer.echo(f"Error: {err}", err=True)
+        raise typer.Exit(code=2)
+    except TrainingDivergedError as err:
+        typer.echo(f"Error: {err}", err=True)
+        raise typer.Exit(code=3)
 
 
 def parse_sets(items) -> dict:
@@ -46,7 +62,6 @@ def train_command(
     from synpose_keras.metrics import format_table
     from synpose_keras.skeletons import get_skeleton
     from synpose_keras.training.configs import apply_overrides, get_preset
-    from synpose_keras.training.runner import RunConfigError, TrainingDivergedError
     from synpose_keras.metrics.table import gain_line
     from synpose_keras.training.train import train
 
@@ -62,16 +77,10 @@ def train_command(
     if rec is not None:
         overrides["adapt.rec"] = rec
     overrides.update(parse_sets(set_))
-    try:
+    with exit_on_run_errors():
         config = apply_overrides(get_preset(preset), overrides)
         result = train(config, str(out), resume=resume, verbose=0 if quiet else 1,
                        log=typer.echo, checkpoint_every=checkpoint_every)
-    except (RunConfigError, ValueError, FileNotFoundError) as err:
-        typer.echo(f"Error: {err}", err=True)
-        raise typer.Exit(code=2)
-    except TrainingDivergedError as err:
-        typer.echo(f"Error: {err}", err=True)
-        raise typer.Exit(code=3)
     skeleton = get_skeleton(config.task)
     rows = {name: row["table"] for name, row in result["rows"].items()}
     if rows:
