@@ -1,6 +1,6 @@
 """What limits adaptation on a source/target pair: error breakdown and pseudo-label quality.
 
-For a run folder of ``synpose train`` (or of ``examples/ablation.py``: ``OUT/seed0/shared``) this
+For a run folder of ``synpose train`` (or of ``synpose ablate``: ``OUT/seed0/shared``) this
 measures, with the target's labels (analysis only):
 
 1. **Error breakdown** of a model on labelled splits (default: the run's pre-trained model on the
@@ -15,7 +15,7 @@ measures, with the target's labels (analysis only):
 Two ceilings complete the picture and are training runs, not part of this script (see
 docs/results.md): a model trained on the target's labels alone (``synpose train --source
 TARGET --target TARGET --stages style,pretrain``) and the adaptation with the target's labels in
-place of the teacher's (``examples/ablation.py --variants oracle``).
+place of the teacher's (``synpose ablate --variants oracle-labels``).
 
 Usage::
 
