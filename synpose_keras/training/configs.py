@@ -132,6 +132,9 @@ class PretrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     restyle_prob: float = 0.5
+    # Epochs at which the pre-training rate drops x0.1 (TLlib's step schedule: 1e-3, then x0.1
+    # at 45 and 60 of 70 epochs). Applies to the pre-training of every method.
+    lr_milestones: tuple = ()
 
 
 @dataclasses.dataclass

@@ -302,7 +302,9 @@ class Trainer:
             "pretrain", stage,
             lambda e: stage_data.pretrain_dataset(c, self.training_source, c.target, e, restyle),
             c.pretrain.epochs, c.pretrain.iterations,
-            on_epoch_end=self._eval_callback(predictor))
+            on_epoch_end=self._eval_callback(predictor),
+            lr_schedule=(lr_with_milestones(lr, c.pretrain.lr_milestones)
+                         if c.pretrain.lr_milestones else None))
         runner.run(self.resume)
         _save_model(predictor, self._path("pretrain", "pose_predictor.keras"))
         if self.meta["source"].get("has_3d") and c.method != "oracle":
