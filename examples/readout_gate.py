@@ -26,30 +26,14 @@ import argparse
 import json
 import os
 
-#: The gate: median |local readout - argmax| in heatmap pixels.
-GATE_PX = 0.3
-
-
-def _summary(distance, radius):
-    import numpy as np
-
-    if distance.size == 0:
-        return {"count": 0, "median": None, "p90": None, "mean": None, "beyond_pck_radius": None}
-    return {"count": int(distance.size), "median": float(np.median(distance)),
-            "p90": float(np.percentile(distance, 90)), "mean": float(distance.mean()),
-            "beyond_pck_radius": float((distance > radius).mean())}
-
-
 def measure(run: str, split: str = "test", limit=None, batch_size: int = 32) -> dict:
-    """The readout distances of ``RUN``'s pre-trained predictor on its target's ``split``."""
+    """The readout distances of ``RUN``'s pre-trained predictor on its target's ``split``
+    (:func:`synpose_keras.training.diagnose.readout_gate`, which ``synpose diagnose`` runs too)."""
     import keras
-    import numpy as np
 
     import synpose_keras  # noqa: F401  (registers the custom objects)
     from synpose_keras.datasets import read_meta
-    from synpose_keras.datasets.pipeline import eval_pipeline
-    from synpose_keras.models.forward import forward_function
-    from synpose_keras.ops import decode_heatmaps, local_soft_argmax, soft_argmax
+    from synpose_keras.training.diagnose import readout_gate
 
     with open(os.path.join(run, "config.json")) as f:
         target = json.load(f).get("target")
@@ -61,42 +45,11 @@ def measure(run: str, split: str = "test", limit=None, batch_size: int = 32) -> 
     if split not in read_meta(target)["counts"]:
         raise SystemExit(f"{target} has no {split!r} split")
     model = keras.models.load_model(model_path)
-    hm_size = int(model.heatmap_size)
-    window, local_beta = int(model.soft_argmax_window), float(model.soft_argmax_local_beta)
-    beta = float(model.soft_argmax_beta)
-    # the pipeline of evaluate_predictor (synpose_keras.training.evaluation)
-    ds = eval_pipeline(target, input_size=int(model.input_size), heatmap_size=hm_size,
-                       batch_size=batch_size, split=split)
-    if limit is not None:
-        ds = ds.unbatch().take(limit).batch(batch_size)
-    forward = forward_function(model)
-    local, glob, visible, peaks = [], [], [], []
-    for batch in ds:
-        heatmaps = np.asarray(forward(batch["image"]), "float32")
-        hard, peak = decode_heatmaps(heatmaps)
-        hard = np.asarray(hard)
-        local_xy = np.asarray(local_soft_argmax(heatmaps, window, local_beta))
-        local.append(np.linalg.norm(local_xy - hard, axis=-1))
-        glob.append(np.linalg.norm(np.asarray(soft_argmax(heatmaps, beta)) - hard, axis=-1))
-        visible.append(batch["weights"].numpy() > 0)
-        peaks.append(np.asarray(peak))
-    if not local:
-        raise SystemExit(f"{target} split {split!r} gave no image")
-    local, glob = np.concatenate(local), np.concatenate(glob)
-    visible, peaks = np.concatenate(visible), np.concatenate(peaks)
-    radius = 0.05 * hm_size
-    result = {
-        "run": run, "model": model_path, "target": target, "split": split,
-        "images": int(local.shape[0]), "heatmap_size": hm_size, "pck_radius_px": radius,
-        "window": window, "local_beta": local_beta, "global_beta": beta,
-        "peak": {"median": float(np.median(peaks)), "p10": float(np.percentile(peaks, 10))},
-        "local": _summary(local.ravel(), radius), "global": _summary(glob.ravel(), radius),
-        "local_visible": _summary(local[visible], radius),
-        "global_visible": _summary(glob[visible], radius),
-        "gate_px": GATE_PX,
-    }
-    result["gate_passed"] = bool(result["local"]["median"] <= GATE_PX)
-    return result
+    try:
+        result = readout_gate(model, target, split=split, limit=limit, batch_size=batch_size)
+    except ValueError as error:
+        raise SystemExit(str(error))
+    return {"run": run, "model": model_path, "target": target, **result}
 
 
 def main():
@@ -119,7 +72,7 @@ def main():
         if s["count"]:
             print(f"  {name:<15} ({s['count']:>6} kp)    {s['median']:6.3f} {s['p90']:6.3f}   "
                   f"{100 * s['beyond_pck_radius']:5.1f}%")
-    print(f"gate: median |local - argmax| = {r['local']['median']:.3f} <= {GATE_PX} heatmap px: "
+    print(f"gate: median |local - argmax| = {r['local']['median']:.3f} <= {r['gate_px']} heatmap px: "
           f"{'PASS' if r['gate_passed'] else 'FAIL'}")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

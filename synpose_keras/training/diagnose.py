@@ -401,51 +401,79 @@ def lambda_rec_from_gradients(predictor, reconstruct_fn, loss_fn, base, driving,
 # ---------------------------------------------------------------------------------------------
 # 3. readout gate and the run's artefacts
 # ---------------------------------------------------------------------------------------------
+def _distance_summary(distance: np.ndarray, radius: float) -> dict:
+    if distance.size == 0:
+        return {"count": 0, "median": None, "p90": None, "mean": None, "beyond_pck_radius": None}
+    return {"count": int(distance.size), "median": float(np.median(distance)),
+            "p90": float(np.percentile(distance, 90)), "mean": float(distance.mean()),
+            "beyond_pck_radius": float((distance > radius).mean())}
+
+
 def readout_gate(predictor, target_dir: str, split: str = "test",
-                 limit: int = READOUT_LIMIT, batch_size: int = 32) -> dict:
+                 limit: Optional[int] = READOUT_LIMIT, batch_size: int = 32) -> dict:
     """Distance between the differentiable readouts and the argmax on target predictions.
 
-    The measurement of ``examples/readout_gate.py`` (the evaluation pipeline's protocol crop,
-    the model's ``soft_argmax_window``, ``soft_argmax_local_beta`` and ``soft_argmax_beta``):
-    median and 90th percentile of ``|local soft-argmax - argmax|`` and ``|global soft-argmax -
-    argmax|`` in heatmap pixels over every keypoint of the first ``limit`` images, and the gate
-    median local <= ``READOUT_GATE_PX`` (0.3).
+    Predicts the heatmaps of ``split`` through the evaluation pipeline (the protocol crop, as
+    ``synpose evaluate``) and measures, for every predicted keypoint, the distance in heatmap
+    pixels between the integer argmax and ``local``
+    (:func:`synpose_keras.ops.local_soft_argmax` with the model's ``soft_argmax_window`` and
+    ``soft_argmax_local_beta``: the reconstruction path's readout) and ``global``
+    (:func:`synpose_keras.ops.soft_argmax` over the whole map, ``soft_argmax_beta``). The gate:
+    median ``|local - argmax|`` <= ``READOUT_GATE_PX`` (0.3). ``examples/readout_gate.py`` prints
+    it for a run.
+
+    Args:
+        predictor: PosePredictor.
+        target_dir: str. Converted dataset folder.
+        split: str. Defaults to "test".
+        limit: optional int. First ``limit`` images only (None: all). Defaults to
+            ``READOUT_LIMIT``.
+        batch_size: int. Defaults to 32.
 
     Returns:
-        dict: ``images``, ``split``, ``heatmap_size``, ``local`` / ``global`` ({``median``,
-        ``p90``, ``beyond_pck_radius``}), ``gate_px``, ``gate_passed``.
+        dict: ``split``, ``images``, ``heatmap_size``, ``pck_radius_px``, ``window``,
+        ``local_beta``, ``global_beta``, ``peak`` ({``median``, ``p10``} of the maps' maxima),
+        ``local`` / ``global`` over every keypoint and ``local_visible`` / ``global_visible``
+        over the labelled visible ones (each {``count``, ``median``, ``p90``, ``mean``,
+        ``beyond_pck_radius``}), ``gate_px``, ``gate_passed``.
     """
     from synpose_keras.datasets.pipeline import eval_pipeline
     from synpose_keras.models.forward import forward_function
     from synpose_keras.ops import decode_heatmaps, local_soft_argmax, soft_argmax
 
     hm_size = int(predictor.heatmap_size)
+    window, local_beta = int(predictor.soft_argmax_window), float(predictor.soft_argmax_local_beta)
+    beta = float(predictor.soft_argmax_beta)
     ds = eval_pipeline(target_dir, input_size=int(predictor.input_size), heatmap_size=hm_size,
                        batch_size=batch_size, split=split)
-    ds = ds.unbatch().take(int(limit)).batch(batch_size)
+    if limit is not None:
+        ds = ds.unbatch().take(int(limit)).batch(batch_size)
     forward = forward_function(predictor)
-    local, glob, images = [], [], 0
+    local, glob, visible, peaks = [], [], [], []
     for batch in ds:
-        images += int(batch["image"].shape[0])
         heatmaps = np.asarray(forward(batch["image"]), "float32")
-        hard = np.asarray(decode_heatmaps(heatmaps)[0])
-        local_xy = local_soft_argmax(heatmaps, int(predictor.soft_argmax_window),
-                                     float(predictor.soft_argmax_local_beta))
-        local.append(np.linalg.norm(np.asarray(local_xy) - hard, axis=-1).ravel())
-        glob_xy = soft_argmax(heatmaps, float(predictor.soft_argmax_beta))
-        glob.append(np.linalg.norm(np.asarray(glob_xy) - hard, axis=-1).ravel())
+        hard, peak = decode_heatmaps(heatmaps)
+        hard = np.asarray(hard)
+        local_xy = np.asarray(local_soft_argmax(heatmaps, window, local_beta))
+        local.append(np.linalg.norm(local_xy - hard, axis=-1))
+        glob.append(np.linalg.norm(np.asarray(soft_argmax(heatmaps, beta)) - hard, axis=-1))
+        visible.append(np.asarray(batch["weights"]) > 0)
+        peaks.append(np.asarray(peak))
     if not local:
         raise ValueError(f"{target_dir} split {split!r} gave no image")
+    local, glob = np.concatenate(local), np.concatenate(glob)
+    visible, peaks = np.concatenate(visible), np.concatenate(peaks)
     radius = 0.05 * hm_size
-
-    def summary(d):
-        d = np.concatenate(d)
-        return {"median": float(np.median(d)), "p90": float(np.percentile(d, 90)),
-                "beyond_pck_radius": float((d > radius).mean())}
-
-    result = {"split": split, "images": images,
-              "heatmap_size": hm_size, "local": summary(local), "global": summary(glob),
-              "gate_px": READOUT_GATE_PX}
+    result = {
+        "split": split, "images": int(local.shape[0]), "heatmap_size": hm_size,
+        "pck_radius_px": radius, "window": window, "local_beta": local_beta, "global_beta": beta,
+        "peak": {"median": float(np.median(peaks)), "p10": float(np.percentile(peaks, 10))},
+        "local": _distance_summary(local.ravel(), radius),
+        "global": _distance_summary(glob.ravel(), radius),
+        "local_visible": _distance_summary(local[visible], radius),
+        "global_visible": _distance_summary(glob[visible], radius),
+        "gate_px": READOUT_GATE_PX,
+    }
     result["gate_passed"] = bool(result["local"]["median"] <= READOUT_GATE_PX)
     return result
 

@@ -162,6 +162,9 @@ def test_diagnose_end_to_end(tiny_domains, tmp_path):
     gate = report["readout_gate"]
     assert gate["status"] == "ok" and gate["images"] == 8
     assert gate["local"]["median"] >= 0 and isinstance(gate["gate_passed"], bool)
+    assert gate["local"]["count"] == 8 * 21 and gate["global"]["count"] == 8 * 21
+    assert 0 < gate["local_visible"]["count"] <= 8 * 21
+    assert gate["local"]["median"] <= gate["local"]["p90"] and 0 <= gate["peak"]["p10"]
     assert report["pair_statistics"]["status"] == "ok"
     check = report["reconstruction_check"]
     assert check["status"] == "ok" and set(check["loss"]) == {"predicted", "copy", "no_motion",
