@@ -27,7 +27,7 @@ Timed, interleaved:
 before finding F2 was applied (benchmarks/README.md), with a second backward pass through the
 reconstruction loss, G and W for W/G's own gradient. (The library kept that path for
 ``lambda_rec == 0``; the benchmark only selects it. The perceptual loss is the library's in both,
-i.e. with F3 applied.)
+i.e. with F3 of benchmarks/README.md applied.)
 
 ``--fit`` also times the iteration through ``fit`` (one epoch of n steps) and reports the
 number of traces of the train function across two ``fit`` epochs (must be 1: no retracing).

@@ -1,5 +1,7 @@
 """Issue item 3: the input pipeline, and the converters' throughput and peak memory.
 
+F5, F6, F9 and F10 below are the findings of benchmarks/README.md ("Changes and findings").
+
 Part 1 - augmented training samples per second:
 
 - ours: ``source_pipeline`` on TFRecords (decode, protocol crop, one random affine + colour

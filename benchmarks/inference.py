@@ -6,7 +6,8 @@ saved as ``.keras`` and exported with ``synpose_keras.inference.export_model`` (
 
 - ``keras_predict``: ``model.predict(x)`` (what users call; includes its per-call set-up);
 - ``predict_keypoints``: ``PosePredictor.predict_keypoints(x)`` (heatmaps + argmax decoding;
-  since finding F7 it runs a cached traced forward for inputs of up to one batch of 32);
+  since finding F7 of benchmarks/README.md it runs a cached traced forward for inputs of up to
+  one batch of 32);
 - ``keras_call``: a ``tf.function`` of ``model(x, training=False)`` (the compiled forward alone);
 - ``saved_model``: ``tf.saved_model.load(path).serve(x)``;
 - ``tflite``: the ``.tflite`` through ``tf.lite.Interpreter`` with ``num_threads`` = the cores

@@ -1,5 +1,5 @@
 """Part of issue item 2: the VGG-19 perceptual pyramid loss, as first written (one VGG pass on the
-concatenated batch) and as the library now computes it (finding F3 applied).
+concatenated batch) and as the library now computes it (finding F3 of benchmarks/README.md applied).
 
 The first ``PerceptualPyramidLoss._vgg_term`` ran VGG-19 once on ``concat([pred, true])`` and
 stopped the gradient of the ``true`` features afterwards. The backward pass of every VGG layer

@@ -3,7 +3,8 @@
     python examples/compare.py --seeds 0 1 2 --out runs/compare \
         --doc docs/compare.md --figure docs/img/compare_figure.png
 
-For each seed the two pre-trainings are run once and shared (REFERENCE §3):
+For each seed the two pre-trainings are run once and shared (docs/methods.md; the methods' settings:
+docs/protocol.md, "Comparison methods"):
 
 - ``erm``: supervised source training without restyling (TLlib's source-only model), the start
   of source-only, RegDA and CC-SSL;

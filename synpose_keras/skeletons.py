@@ -6,9 +6,9 @@ Two skeletons are canonical in synpose-keras:
   (the order of FreiHAND and of the common RHD->H3D protocol).
 - ``BODY16``: MPII order (0 r-ankle ... 15 l-wrist), as used by SURREAL->Human3.6M/LSP.
 
-Part groups follow the protocol of TLlib/UniFrame (REFERENCE §1). For bodies the paper's "All"
-column matches the mean over all 16 keypoints, while TLlib averages the 12 limb joints; both are
-exposed (``All-12`` and ``All-16``).
+Part groups follow the protocol of TLlib/UniFrame (docs/protocol.md, "Evaluation protocol").
+For bodies the paper's "All" column matches the mean over all 16 keypoints, while TLlib averages
+the 12 limb joints; both are exposed (``All-12`` and ``All-16``).
 """
 
 from __future__ import annotations

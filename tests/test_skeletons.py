@@ -1,4 +1,4 @@
-"""Skeleton tables: lengths, tree structure, flip symmetry, part groups (STYLE §7)."""
+"""Skeleton tables: lengths, tree structure, flip symmetry, part groups (metadata is data)."""
 
 import pytest
 

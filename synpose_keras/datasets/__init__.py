@@ -1,7 +1,8 @@
 """Datasets: the TFRecord schema, the shared writer, the reader and the tf.data pipelines.
 
-Public contract (see DESIGN.md): ``load_records(DIR, split)`` -> ``tf.data.Dataset`` of record
-dicts, ``read_meta(DIR)`` -> dict, and ``convert(converter, out_dir, ...)`` behind
+Public contract (code outside the package relies on these names; record fields in
+:mod:`synpose_keras.datasets.schema`): ``load_records(DIR, split)`` -> ``tf.data.Dataset`` of
+record dicts, ``read_meta(DIR)`` -> dict, and ``convert(converter, out_dir, ...)`` behind
 ``synpose convert``. The training pipelines (``source_pipeline``, ``target_views_pipeline``,
 ``pairs_pipeline``, ``eval_pipeline``) live in :mod:`synpose_keras.datasets.pipeline` and are
 imported lazily.

@@ -18,8 +18,8 @@ Guarantees (tested in ``tests/datasets/test_writer.py``):
   ``meta["skipped"][split]``.
 
 Reference:
-    Square crop around the subject: REFERENCE §1 (side 1.5 x the longer side of the keypoint box,
-    shifted, not padded, to stay inside the image).
+    Square crop around the subject: docs/protocol.md, "Evaluation protocol" (side 1.5 x the
+    longer side of the keypoint box, shifted, not padded, to stay inside the image).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def crop_box(keypoints: np.ndarray, visible: np.ndarray, width: int, height: int
     crop overhangs (that part is padded with zeros). Returns None when fewer than one visible
     keypoint or a degenerate box (side < 2 px) leaves nothing to crop around.
 
-    Reference: REFERENCE §1 (TLlib ``scale_box``).
+    Reference: TLlib ``scale_box``; docs/protocol.md, "Evaluation protocol".
     """
     vis = np.asarray(visible) > 0
     if not np.any(vis):

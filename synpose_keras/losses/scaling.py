@@ -1,4 +1,4 @@
-"""The loss-scaling convention of synpose-keras under ``tf.distribute`` (one place, STYLE §5).
+"""The loss-scaling convention of synpose-keras under ``tf.distribute`` (written once).
 
 Under ``MirroredStrategy`` / ``MultiWorkerMirroredStrategy`` every replica computes the gradient of
 its own loss on its own slice of the global batch, and the gradients are all-reduced with a **SUM**.
@@ -18,7 +18,8 @@ Convention:
 
 With one device (or no strategy, or a non-TensorFlow backend) the function is the identity, so the
 same ``train_step`` runs everywhere. Test a custom step on two logical CPUs against the one-device
-run (REFERENCE §5).
+run (``tests/losses/test_scaling.py`` does so for this convention): a bare ``ops.mean`` loss that
+skips this scaling gives N times the gradient on N replicas.
 """
 
 from __future__ import annotations

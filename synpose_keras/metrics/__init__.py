@@ -1,4 +1,4 @@
-"""PCK metrics and part-group tables (protocol of REFERENCE §1).
+"""PCK metrics and part-group tables (protocol: docs/protocol.md, "Evaluation protocol").
 
 Example:
 

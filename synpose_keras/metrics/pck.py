@@ -1,6 +1,7 @@
 """PCK (percentage of correct keypoints) in the protocol of TLlib / UniFrame (numpy).
 
-The protocol (REFERENCE §1) that every synthetic-to-real pose paper reports:
+The protocol (docs/protocol.md, "Evaluation protocol") that every synthetic-to-real pose paper
+reports:
 
 - predicted location = argmax of the predicted heatmap, GT location = argmax of the GT heatmap,
   both in *heatmap pixels*; a heatmap whose maximum is <= 0 decodes to (0, 0) (TLlib's

@@ -24,7 +24,7 @@ def _argmax_keypoints(heatmaps):
 
 @keras.saving.register_keras_serializable(package="synpose_keras")
 class PCKMetric(keras.metrics.Metric):
-    """PCK@threshold between predicted and GT heatmaps, protocol of REFERENCE §1.
+    """PCK@threshold between predicted and GT heatmaps, protocol of docs/protocol.md.
 
     For every keypoint instance (sample b, keypoint k): predicted and GT locations are the argmax of
     the heatmaps ((0, 0) for a map whose maximum is <= 0); the instance is *valid* when

@@ -5,7 +5,7 @@ Columns come from the skeleton (``Skeleton.columns``):
 - Hand21: ``MCP PIP DIP Fin All`` (All = the 21 keypoints, wrist included);
 - Body16: ``Head Sld Elb Wrist Hip Knee Ankle All All-16``, where "All" is TLlib's mean over the
   12 limb joints and "All-16" the mean over every keypoint (the figure the paper's "All" column
-  matches, REFERENCE §1).
+  matches; docs/protocol.md, "Evaluation protocol").
 
 A column is the mean of its keypoints' accuracies, ignoring keypoints without a valid sample (NaN);
 it is NaN when none of its keypoints has one. Values are percentages.

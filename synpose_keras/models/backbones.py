@@ -10,7 +10,7 @@ Three backbones, all with an output stride of 32 and NHWC inputs of any size div
   64-128-256-512 times ``width_multiplier`` (0.25 gives 16-32-64-128 for tests and the demo).
   There are no official Keras ImageNet weights for it; it uses the **torchvision ("torch")
   normalisation**: RGB / 255, then (x - mean) / std with the ImageNet mean (0.485, 0.456, 0.406)
-  and std (0.229, 0.224, 0.225), the protocol of REFERENCE §1.
+  and std (0.229, 0.224, 0.225), the protocol of docs/protocol.md ("Evaluation protocol").
 
 `normalize_images(images, mode)` applies either normalisation with `keras.ops`; the pose predictor
 calls it inside its graph, so users feed raw RGB.

@@ -18,7 +18,8 @@ from keras import ops
 
 __all__ = ["Hourglass"]
 
-# Torch BatchNorm2d (momentum 0.1, eps 1e-5) expressed in Keras terms (REFERENCE.md §5).
+# Torch BatchNorm2d (momentum 0.1, eps 1e-5) expressed in Keras terms: Keras's momentum weights the
+# old moving statistics (torch's weights the new batch), so torch 0.1 is Keras 0.9.
 _BN_MOMENTUM = 0.9
 _BN_EPSILON = 1e-5
 

@@ -16,7 +16,8 @@ from synpose_keras.ops.warp import (
 
 __all__ = ["WarpingModule"]
 
-# FOMM's dense-motion network (REFERENCE §4) with the paper's five-block hourglass.
+# FOMM's dense-motion network (Siarohin et al., NeurIPS 2019; docs/protocol.md) with the paper's
+# five-block hourglass.
 PAPER_CONFIG = {
     "num_keypoints": 21,
     "block_expansion": 64,

@@ -5,7 +5,8 @@ pipeline, the models, the losses and the metrics all go through it, so encoding 
 disagree. Everything here uses ``keras.ops`` only, so it runs under any Keras backend and, with the
 TensorFlow backend, inside ``tf.data.Dataset.map``.
 
-Protocol (REFERENCE §1, the TLlib/UniFrame convention used by every number we compare with):
+Protocol (docs/protocol.md, "Evaluation protocol": the TLlib/UniFrame convention used by every
+number we compare with):
 
 - ``stride = input_size / heatmap_size`` per axis (256 / 64 = 4).
 - Heatmap centre = ``floor(kp / stride + 0.5)``: the keypoint rounded half up to an integer
@@ -528,7 +529,7 @@ class HeatmapCodec:
     ([[100.0, 36.0]], 4.0)
 
     Reference:
-        REFERENCE §1 (the TLlib/UniFrame heatmap protocol).
+        docs/protocol.md, "Evaluation protocol" (the TLlib/UniFrame heatmap protocol).
     """
 
     def __init__(self, input_size, heatmap_size, sigma=DEFAULT_SIGMA, beta=SOFT_ARGMAX_BETA,

@@ -1,6 +1,7 @@
 """Warping ops for the reconstruction branch: grid sampling, keypoint Gaussians, displacement fields.
 
-Coordinates follow FOMM (REFERENCE §4): (x, y) in [-1, 1] where -1 and +1 are the CENTRES of the
+Coordinates follow FOMM (Siarohin et al., NeurIPS 2019; docs/protocol.md, "Warping and
+coordinate conventions"): (x, y) in [-1, 1] where -1 and +1 are the CENTRES of the
 first and last pixel (``align_corners=True``), i.e. ``x_n = 2 x / (W - 1) - 1`` for a pixel
 coordinate ``x`` whose pixel centres sit at integers. Warping is backward: a sampling grid tells,
 for every OUTPUT pixel, where to read the INPUT image. Everything uses ``keras.ops`` only.
@@ -76,7 +77,7 @@ def grid_sample(image, grid):
 
     Reference:
         PyTorch ``F.grid_sample(mode="bilinear", padding_mode="zeros", align_corners=True)``, with
-        NHWC tensors; FOMM (REFERENCE §4).
+        NHWC tensors; FOMM (Siarohin et al., NeurIPS 2019), docs/protocol.md.
     """
     image = ops.convert_to_tensor(image)
     grid = ops.convert_to_tensor(grid)

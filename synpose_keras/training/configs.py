@@ -15,7 +15,8 @@ Overrides use dotted paths: ``adapt.lr=3e-4``, ``model.backbone=resnet50``,
 ``adapt.pseudo=union``. Values are parsed with the field's type.
 
 Reference:
-    REFERENCE §3 (UniFrame and TLlib settings) and DESIGN "Training stages".
+    UniFrame (Kim et al., ECCV 2022) and TLlib settings, docs/protocol.md, "Comparison methods";
+    the stages and presets: docs/training.md.
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ class StyleConfig:
 class AugmentSettings:
     """Training augmentation of the source images and of the student's target view.
 
-    Defaults are UniFrame's (REFERENCE §3). The teacher's target view is never augmented.
+    Defaults are UniFrame's (Kim et al., ECCV 2022; docs/protocol.md, "Comparison methods").
+    The teacher's target view is never augmented.
 
     Args:
         rotation: optional float. Rotation range in degrees; None: 180 for hands, 60 for bodies.

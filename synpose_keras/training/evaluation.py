@@ -1,5 +1,6 @@
-"""Evaluation with the PCK protocol (REFERENCE §1): protocol crop, argmax of predicted and GT
-heatmaps, PCK@0.05 of the heatmap size, part groups of the skeleton (Table A layout).
+"""Evaluation with the PCK protocol (docs/protocol.md, "Evaluation protocol"): protocol crop,
+argmax of predicted and GT heatmaps, PCK@0.05 of the heatmap size, part groups of the skeleton
+(Table A layout).
 
 Options that are not the protocol, reported as such: test-time rotation ensembling
 (``rotations``) and DARK sub-pixel decoding of the predictions (``decoding="dark"``)."""

@@ -15,7 +15,8 @@ replica updates from its own batch (BatchNorm moving statistics) differ between 
 do the teacher's averages of them.
 
 Reference:
-    Tarvainen & Valpola, "Mean teachers are better role models", NeurIPS 2017; REFERENCE §3.
+    Tarvainen & Valpola, "Mean teachers are better role models", NeurIPS 2017; UniFrame
+    (Kim et al., ECCV 2022), EMA 0.999: docs/protocol.md, "Comparison methods".
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Stage ``pretrain``: the pose predictor on labelled source images, restyled with target styles.
 
 Each source image is replaced, with probability ``restyle_prob``, by its AdaIN restyling with a
-random target image's style and a random strength alpha ~ U(0, 1) (UniFrame, REFERENCE §3).
+random target image's style and a random strength alpha ~ U(0, 1) (UniFrame; docs/protocol.md,
+"Comparison methods").
 
 Reference:
     UniFrame (Kim et al., ECCV 2022), source pre-training with restyling.

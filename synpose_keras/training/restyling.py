@@ -8,7 +8,8 @@ Shapes: B batch, B' style images, S input side. Images are RGB in [0, 255].
 
 Reference:
     Huang & Belongie, "Arbitrary Style Transfer in Real-time with Adaptive Instance
-    Normalization", ICCV 2017; UniFrame (Kim et al., ECCV 2022), REFERENCE §3.
+    Normalization", ICCV 2017; UniFrame (Kim et al., ECCV 2022), docs/protocol.md, "Comparison
+    methods".
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Layout of a run folder ``RUN``::
     RUN/evaluation.json           Table-A rows on the target test split after pretrain and adapt
     RUN/logs/<stage>/             TensorBoard
 
-Resume policy, in order (STYLE §14):
+Resume policy, in order (docs/training.md, "Resume and reliability"):
     1. the stage's own checkpoint in RUN (``--resume``): models, optimizers, teacher, integration
        state, pseudo-label statistics and the position inside the epoch are restored;
     2. a completed stage is never re-run; its saved outputs are loaded;

@@ -2,8 +2,8 @@
 
 Reference:
     Huang & Belongie, "Arbitrary Style Transfer in Real-time with Adaptive Instance
-    Normalization", ICCV 2017; UniFrame's restyling (REFERENCE §3: both directions, style weight
-    0.1).
+    Normalization", ICCV 2017; UniFrame's restyling (Kim et al., ECCV 2022: both directions,
+    style weight 0.1; docs/protocol.md, "Comparison methods").
 """
 
 from __future__ import annotations

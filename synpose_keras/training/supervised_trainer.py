@@ -19,7 +19,7 @@ class SupervisedPoseTrainer(keras.Model):
         loss = HeatmapMSE()(heatmaps, predictor(images), sample_weight=weights)
              = 0.5 / (B·K·h·w) · Σ_{b,k} w_bk Σ_{y,x} (pred − true)²       (TLlib JointsMSELoss)
 
-    Distribution (STYLE §5, `synpose_keras.losses.scaling`): `HeatmapMSE` is a mean-reduced
+    Distribution (`synpose_keras.losses.scaling`): `HeatmapMSE` is a mean-reduced
     `keras.losses.Loss`, so under `tf.distribute` Keras already divides each replica's mean by
     ``num_replicas_in_sync``; the SUM all-reduce of the gradients then yields the gradient of the
     global-batch mean. The tracker logs the unscaled per-replica mean (Keras averages metrics over
@@ -43,7 +43,9 @@ class SupervisedPoseTrainer(keras.Model):
     >>> trainer.fit(dataset_of_image_heatmap_weight_tuples, epochs=1)
 
     Reference:
-        Lin et al., NeurIPS 2023, §3 (L_src); REFERENCE §5 (loss scaling under MirroredStrategy).
+        Lin et al., NeurIPS 2023, §3 (L_src). Loss scaling under ``MirroredStrategy``: gradients
+        are all-reduced with a SUM and Keras divides mean-reduced ``keras.losses.Loss`` values by
+        the number of replicas (``synpose_keras.losses.scaling``).
     """
 
     def __init__(self, predictor, **kwargs):

@@ -198,7 +198,8 @@ def exit_scenes(tmp_path_factory):
 
 
 def test_a_process_exits_cleanly_with_a_live_pipeline(exit_scenes):
-    """Without the atexit guard 6 of 8 such runs aborted or hung (measured, F10)."""
+    """Without the atexit guard 6 of 8 such runs aborted or hung (measured:
+    benchmarks/README.md, F10)."""
     env = dict(os.environ, SYNPOSE_WARP_BACKEND="opencv")
     for _ in range(3):
         proc = subprocess.run([sys.executable, "-m", "tests.datasets.exit_child", exit_scenes, "2"],

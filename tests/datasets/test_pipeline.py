@@ -307,7 +307,7 @@ def test_bad_arguments(scenes):
     assert AugmentConfig().resolve("hand21").flip_prob == 0.0
 
 
-# ------------------------------------------------------------------ batch-level staging (F6)
+# ------------------------------------------ batch-level staging (benchmarks/README.md, F6)
 
 
 def _per_example_pipeline(folder, input_size, heatmap_size, batch_size, seed, training, augment=None):

@@ -1,4 +1,8 @@
-"""The loss-scaling convention on two logical CPUs against one device (REFERENCE §5).
+"""The loss-scaling convention on two logical CPUs against one device.
+
+Under ``MirroredStrategy`` gradients are all-reduced with a SUM and only mean-reduced
+``keras.losses.Loss`` objects are divided by the replica count, so a custom step must scale its own
+mean losses once (``synpose_keras.losses.scaling``).
 
 Logical devices must be configured before TensorFlow touches a device, so the check runs in a fresh
 interpreter.

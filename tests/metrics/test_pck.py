@@ -1,4 +1,4 @@
-"""PCK on hand-computed cases (protocol of REFERENCE §1)."""
+"""PCK on hand-computed cases (protocol of docs/protocol.md, "Evaluation protocol")."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Tests of the heatmap codec (protocol of REFERENCE §1)."""
+"""Tests of the heatmap codec (protocol of docs/protocol.md, "Evaluation protocol")."""
 
 import math
 

@@ -1,7 +1,8 @@
 """FreiHAND converter: ``FreiHAND_pub_v2`` training set (4 appearance versions) -> Hand21 records.
 
 Reference:
-    REFERENCE §2 (FreiHAND layout, versions, TLlib flip and seed-42 split, the version leak).
+    datasets/freihand.md and docs/protocol.md, "Dataset conventions" (FreiHAND layout, versions,
+    TLlib flip and seed-42 split, the version leak).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class FreiHANDConverter(Converter):
 
     Reference:
         Zimmermann et al., "FreiHAND: A Dataset for Markerless Capture of Hand Pose and Shape
-        from Single RGB Images", ICCV 2019; REFERENCE §2.
+        from Single RGB Images", ICCV 2019; datasets/freihand.md.
     """
 
     name = "freihand"

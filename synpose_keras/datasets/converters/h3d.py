@@ -1,8 +1,8 @@
 """Hand-3D-Studio (H3D) converter: TLlib's ``H3D_crop/annotation.json`` -> Hand21 records.
 
 Reference:
-    REFERENCE §2 (H3D layout, ``without_object`` task, seed-42 split, multi-view pairs); the
-    RHD->H3D task of the paper (Table A).
+    datasets/h3d.md and docs/protocol.md, "Dataset conventions" (H3D layout, ``without_object``
+    task, seed-42 split, multi-view pairs); the RHD->H3D task of the paper (Table A).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class H3DConverter(Converter):
 
     Reference:
         Zhao et al., "Hand-3D-Studio: A New Multi-view System for 3D Hand Reconstruction",
-        ICASSP 2020; REFERENCE §2.
+        ICASSP 2020; datasets/h3d.md.
     """
 
     name = "h3d"

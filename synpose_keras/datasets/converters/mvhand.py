@@ -1,8 +1,8 @@
 """MVHand / generic multi-view hand converter: ``annotations.json`` + images -> Hand21 records.
 
-MVHand's own release layout is not public in our sources (REFERENCE §2), so this converter reads a
-small, documented multi-view JSON layout that any multi-view (or video) hand dataset can be
-converted to with a few lines of Python (``datasets/mvhand.md`` has a script sketch).
+MVHand's own release layout is not publicly documented (datasets/mvhand.md), so this converter
+reads a small, documented multi-view JSON layout that any multi-view (or video) hand dataset can
+be converted to with a few lines of Python (``datasets/mvhand.md`` has a script sketch).
 
 Layout (``SRC/annotations.json``; paths relative to ``SRC``)::
 
@@ -27,8 +27,8 @@ top-left pixel is (0, 0). The dataset has 3D labels (``has_3d``) when every entr
 ``keypoints3d`` and ``K``.
 
 Reference:
-    REFERENCE §2 (MVHand: layout not public; generic multi-view route); DESIGN (base/driving pairs
-    come from records sharing a ``sequence``).
+    datasets/mvhand.md (MVHand: layout not public; generic multi-view route); docs/protocol.md,
+    "Dataset conventions" (base/driving pairs come from records sharing a ``sequence``).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class MVHandConverter(Converter):
     ```
 
     Reference:
-        REFERENCE §2 (MVHand).
+        datasets/mvhand.md (MVHand, BMVC 2021).
     """
 
     name = "mvhand"

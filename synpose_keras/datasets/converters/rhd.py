@@ -1,8 +1,8 @@
 """Rendered Hand Pose (RHD) converter: ``RHD_published_v2/{training,evaluation}`` -> Hand21 records.
 
 Reference:
-    REFERENCE §2 (RHD layout, joint order, TLlib hand filter and right-hand flip); the RHD->H3D
-    task of the paper (Table A).
+    datasets/rhd.md and docs/protocol.md, "Dataset conventions" (RHD layout, joint order, TLlib
+    hand filter and right-hand flip); the RHD->H3D task of the paper (Table A).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def _intersection(a: tuple, b: tuple) -> tuple:
 
 def keep_hand(uv: np.ndarray, visible: np.ndarray, other_uv: np.ndarray,
               image_size: int = RHD_IMAGE_SIZE) -> bool:
-    """TLlib's RHD hand filter (REFERENCE §2).
+    """TLlib's RHD hand filter (datasets/rhd.md).
 
     A hand is kept when the square box of side 1.5 x its keypoint box (inclusive pixel box,
     clamped to the 320 x 320 image) has ``right - left > 64``, more than 16 of its 21 keypoints are
@@ -133,7 +133,7 @@ class RHDConverter(Converter):
 
     Reference:
         Zimmermann & Brox, "Learning to Estimate 3D Hand Pose from Single RGB Images", ICCV 2017;
-        REFERENCE §2.
+        datasets/rhd.md.
     """
 
     name = "rhd"

@@ -4,7 +4,8 @@
 - :func:`target_views_pipeline`: teacher/student views of target images and the affine between.
 - :func:`pairs_pipeline`: base/driving pairs sharing a sequence (or affine pairs as fallback).
 - :func:`eval_pipeline`: protocol crop without augmentation, with the crop affine.
-- :class:`AugmentConfig`: the augmentation ranges (REFERENCE §3).
+- :class:`AugmentConfig`: the augmentation ranges (UniFrame's; docs/protocol.md, "Comparison
+  methods").
 
 Everything is parallel (``num_parallel_calls=AUTOTUNE``), prefetched and, given a ``seed``,
 deterministic: randomness is stateless and keyed by ``(seed, element index)``, so a pipeline

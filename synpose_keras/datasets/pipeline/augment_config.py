@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple
 
-#: Per-task defaults (REFERENCE §3, UniFrame/TLlib): rotation range and flip probability.
+#: Per-task defaults (UniFrame/TLlib; docs/protocol.md, "Comparison methods"): rotation range and
+#: flip probability.
 ROTATION_BY_SKELETON = {"hand21": 180.0, "body16": 60.0}
 #: Hands are not flipped by default: a flipped left hand is a right hand, and the hand protocols
 #: store every hand as one handedness (RHD and FreiHAND flips). Bodies swap left/right joints.
@@ -40,8 +41,9 @@ class AugmentConfig:
     ```
 
     Reference:
-        REFERENCE §3 (UniFrame augmentation: rotation ±180° hands / ±60° bodies, shear ±30°,
-        translate 5%, scale 0.6-1.3, colour jitter 0.25).
+        UniFrame augmentation (Kim et al., ECCV 2022; docs/protocol.md, "Comparison methods"):
+        rotation ±180° hands / ±60° bodies, shear ±30°, translate 5%, scale 0.6-1.3, colour
+        jitter 0.25.
     """
 
     rotation: Optional[float] = None

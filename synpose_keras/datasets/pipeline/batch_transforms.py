@@ -1,4 +1,6 @@
-"""Batch-level form of ``prepare_example`` (F6(1)): the small-op work once per batch.
+"""Batch-level form of ``prepare_example``: the small-op work once per batch.
+
+Findings F6(1) and F10 of benchmarks/README.md ("Changes and findings") introduced this module.
 
 ``source_pipeline`` used to run :func:`~synpose_keras.datasets.pipeline.source.prepare_example`
 on every element: decode, the protocol crop, the augmentation draw and its 3x3 matrix algebra,

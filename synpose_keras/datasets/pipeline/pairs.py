@@ -16,8 +16,8 @@ Design (streaming, constant memory, no random access into TFRecords):
    memory, whatever the dataset size; pairs never cross a window boundary, so the largest usable
    frame gap is ``window - 1``.
 3. Only then are the two chosen images decoded and cropped with the SAME square crop (the
-   REFERENCE §1 box around the union of both records' visible keypoints, or the whole base image
-   for unlabelled footage), optionally augmented by one shared random affine.
+   protocol's 1.5x box, docs/protocol.md, around the union of both records' visible keypoints, or
+   the whole base image for unlabelled footage), optionally augmented by one shared random affine.
 
 Datasets without sequences (every ``sequence`` empty, e.g. LSP) cannot pair frames: with
 ``fallback="affine"`` the driving image is a random affine of the base image (keypoints

@@ -85,7 +85,7 @@ def source_pipeline(
 
     Shapes: B batch, S ``input_size``, Hh = Wh ``heatmap_size``, K keypoints.
 
-    Per record: the square crop of REFERENCE §1 (1.5 x the keypoint box, shifted, not padded),
+    Per record: the square crop of docs/protocol.md (1.5 x the keypoint box, shifted, not padded),
     then (``training``) one random affine (``augment``) and colour jitter, applied in ONE
     bilinear warp to the image and exactly to the keypoints; a flip relabels left/right joints.
     Heatmaps come from :class:`~synpose_keras.ops.HeatmapCodec` (joints that leave the input get
@@ -103,7 +103,7 @@ def source_pipeline(
         heatmap_size: int. Defaults to 64.
         batch_size: int. Defaults to 32.
         split: str. Split to read when ``data`` is a folder. Defaults to ``"train"``.
-        augment: optional AugmentConfig. Defaults to ``AugmentConfig()`` (REFERENCE §3) when
+        augment: optional AugmentConfig. Defaults to ``AugmentConfig()`` (UniFrame's ranges) when
             ``training``; ignored otherwise.
         seed: optional int. Makes shuffling and augmentation deterministic.
         training: bool. Shuffle, repeat, augment and drop the last partial batch. Defaults to True.

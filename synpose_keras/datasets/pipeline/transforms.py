@@ -113,7 +113,7 @@ def materialize(example: dict) -> dict:
 
 
 def keypoint_crop(keypoints, visible, height, width, crop_scale: float = 1.5):
-    """Square crop around the visible keypoints, REFERENCE §1.
+    """Square crop around the visible keypoints (docs/protocol.md, "Evaluation protocol").
 
     Side = ``crop_scale`` x the longer side of the visible keypoints' box, centred on the box,
     then shifted (not padded) to stay inside the image (first left/top, then right/bottom, as

@@ -32,7 +32,7 @@ def prepare_views(example: dict, index, skeleton, input_size: int, teacher_confi
                   crop_from_keypoints: bool = True) -> dict:
     """One record -> a teacher view and a student view, plus the affine between them.
 
-    Both views start from the same square crop (``crop_from_keypoints``: REFERENCE §1 box of the
+    Both views start from the same square crop (``crop_from_keypoints``: the protocol's box of the
     stored keypoints, as the TLlib protocol does for target images; otherwise the whole image),
     then get independent augmentations (resolved configs) drawn from ``(seed, index)``.
 
@@ -103,7 +103,8 @@ def target_views_pipeline(
 
     The teacher sees a lightly augmented view (none by default), the student a fully augmented
     one; ``teacher_to_student`` maps teacher-view pixels onto student-view pixels so the
-    teacher's heatmap peaks can be re-rendered in the student frame (DESIGN, stage ``adapt``).
+    teacher's heatmap peaks can be re-rendered in the student frame (docs/training.md, stage
+    ``adapt``).
 
     Args:
         data: str or tf.data.Dataset. Dataset folder, or records in ``load_records`` format.
@@ -112,7 +113,8 @@ def target_views_pipeline(
         batch_size: int. Defaults to 32.
         split: str. Defaults to ``"train"``.
         teacher_augment: optional AugmentConfig. Defaults to ``AugmentConfig.none()``.
-        student_augment: optional AugmentConfig. Defaults to ``AugmentConfig()`` (REFERENCE §3).
+        student_augment: optional AugmentConfig. Defaults to ``AugmentConfig()``
+            (UniFrame's ranges).
         seed: optional int. Deterministic shuffling and augmentation.
         training: bool. Shuffle, repeat and drop the last partial batch. Defaults to True.
         crop_scale: float. Defaults to 1.5.

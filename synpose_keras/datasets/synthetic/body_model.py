@@ -8,9 +8,9 @@ is on the image's left, and a horizontal image flip must swap them (``BODY16.fli
 Joint angles are in degrees: flexion raises a limb forwards (shoulder, hip), bends the knee
 backwards and the elbow forwards; abduction moves a limb away from the body's mid-plane.
 
-The annotation gap mimics SURREAL -> Human3.6M (REFERENCE §2): the source labels the shoulders at
-the collar joints and the head at its centre; the target labels the true shoulder joints and the
-top of the head (``BODY_GAP``).
+The annotation gap mimics SURREAL -> Human3.6M (docs/protocol.md, "Dataset conventions";
+datasets/surreal.md): the source labels the shoulders at the collar joints and the head at its
+centre; the target labels the true shoulder joints and the top of the head (``BODY_GAP``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Hand frame (metres, s = 1): origin at the wrist label, +y distal (towards the middle finger),
 +z palmar (the direction the palm faces), +x = y x z ulnar (towards the little finger). With
 these axes the hand is a *left* hand (thumb on -x); the common protocol mirrors right hands
-into left ones (REFERENCE §2), so Hand21 has no flip pairs and every hand here is a left hand.
+into left ones (docs/protocol.md, "Dataset conventions"), so Hand21 has no flip pairs and every
+hand here is a left hand.
 
 Joint angles are in degrees. Flexion turns a bone towards the palm (+z of its parent frame),
 abduction turns it in the palm plane towards the thumb side (+ = radial).

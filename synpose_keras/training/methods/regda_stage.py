@@ -29,7 +29,7 @@ Batch format: the ``adapt`` dataset (``{"source": {...}, "target": {"student_ima
 
 Reference:
     Jiang, Ji, Wang, Long, "Regressive Domain Adaptation for Unsupervised Keypoint Detection",
-    CVPR 2021, Sec. 4 and Algorithm 1; REFERENCE §3.
+    CVPR 2021, Sec. 4 and Algorithm 1; docs/protocol.md, "Comparison methods"; docs/methods.md.
 """
 
 from __future__ import annotations

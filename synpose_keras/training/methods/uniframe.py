@@ -12,7 +12,7 @@ mid-epoch replays the same draws, and one device and N replicas train identicall
 Reference:
     Kim, Wang, Sclaroff, Saenko, "A Unified Framework for Domain Adaptive Pose Estimation",
     ECCV 2022 (public code ``VisionLearningGroup/UDA_PoseEstimation``, ``train_human.py``);
-    REFERENCE §3.
+    docs/protocol.md, "Comparison methods".
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ Batch format: the ``adapt`` dataset plus ``draws`` (:func:`.uniframe.add_unifram
 
 Reference:
     Kim et al., "A Unified Framework for Domain Adaptive Pose Estimation", ECCV 2022, Sec. 3;
-    REFERENCE §3.
+    docs/protocol.md, "Comparison methods"; docs/methods.md.
 """
 
 from __future__ import annotations
