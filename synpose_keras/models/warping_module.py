@@ -14,7 +14,16 @@ from synpose_keras.ops.warp import (
     make_coordinate_grid,
 )
 
-__all__ = ["WarpingModule"]
+__all__ = ["WarpingModule", "MASK_PRIORS"]
+
+#: Region-mask priors: "none" (FOMM: the mask is the hourglass's alone) or "gaussian" (the
+#: hourglass's logits are added to log-Gaussians at the driving keypoints, and the mask head starts
+#: at zero, so that an untrained module already moves each keypoint's neighbourhood with it).
+MASK_PRIORS = ("none", "gaussian")
+
+#: With the "gaussian" prior, the background's logit: a pixel farther than this many standard
+#: deviations (sqrt(kp_variance)) from every driving keypoint belongs to the static background.
+BACKGROUND_RADIUS_SIGMAS = 3.0
 
 # FOMM's dense-motion network (Siarohin et al., NeurIPS 2019; docs/protocol.md) with the paper's
 # five-block hourglass.
@@ -66,6 +75,15 @@ class WarpingModule(keras.Model):
             Defaults to 0.01.
         estimate_occlusion: bool. Predict the occlusion map; when False the map is all ones.
             Defaults to True.
+        mask_prior: str. "none" (default): FOMM's mask, the hourglass's alone. "gaussian": the
+            region logits are the hourglass's plus
+            ``-|z - p_drv_k|^2 / (2 kp_variance)`` for keypoint k and ``-BACKGROUND_RADIUS_SIGMAS^2
+            / 2`` for the background, and the mask head is initialised at zero, so that before
+            any training the motion is the analytic one (each pixel follows its nearest driving
+            keypoint's translation, pixels far from every keypoint stay). Our addition, not in
+            FOMM or the paper: with the demo's short generator schedule the learned mask alone
+            does not beat copying the base frame (docs/results.md). Files saved before this
+            option existed load as "none".
         **kwargs: forwarded to `keras.Model`.
 
     Shapes (B batch, H×W image, h×w = motion resolution, K keypoints):
@@ -100,6 +118,7 @@ class WarpingModule(keras.Model):
         scale_factor=0.25,
         kp_variance=0.01,
         estimate_occlusion=True,
+        mask_prior="none",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -129,6 +148,12 @@ class WarpingModule(keras.Model):
                 "WarpingModule: `estimate_occlusion` must be a bool. Received: "
                 f"estimate_occlusion={estimate_occlusion!r}"
             )
+        if mask_prior not in MASK_PRIORS:
+            raise ValueError(
+                f"WarpingModule: `mask_prior` must be one of {list(MASK_PRIORS)}. Received: "
+                f"mask_prior={mask_prior!r}"
+            )
+        self.mask_prior = mask_prior
         self.num_keypoints = int(num_keypoints)
         self.block_expansion = int(block_expansion)
         self.num_blocks = int(num_blocks)
@@ -143,7 +168,10 @@ class WarpingModule(keras.Model):
             max_features=self.max_features,
             name="hourglass",
         )
-        self.mask_head = keras.layers.Conv2D(self.num_keypoints + 1, 7, padding="same", name="mask")
+        self.mask_head = keras.layers.Conv2D(
+            self.num_keypoints + 1, 7, padding="same", name="mask",
+            kernel_initializer="zeros" if mask_prior == "gaussian" else "glorot_uniform",
+        )
         self.occlusion_head = (
             keras.layers.Conv2D(1, 7, padding="same", name="occlusion")
             if estimate_occlusion
@@ -232,6 +260,15 @@ class WarpingModule(keras.Model):
         zeros = ops.zeros_like(heatmap[..., :1])
         return ops.concatenate([zeros, heatmap], axis=-1)
 
+    def prior_logits(self, kp_driving, height, width):
+        """(B, h, w, K+1) log-Gaussian region logits of the "gaussian" prior (channel 0: the
+        background's constant)."""
+        grid = ops.cast(make_coordinate_grid(height, width), "float32")  # (h, w, 2)
+        diff = grid[None, :, :, None, :] - kp_driving[:, None, None, :, :]  # (B, h, w, K, 2)
+        keypoints = -ops.sum(diff * diff, axis=-1) / (2.0 * self.kp_variance)
+        background = ops.full_like(keypoints[..., :1], -0.5 * BACKGROUND_RADIUS_SIGMAS**2)
+        return ops.concatenate([background, keypoints], axis=-1)
+
     def sparse_motions(self, kp_base, kp_driving, height, width):
         """(B, K+1, h, w, 2): per-region sampling grids z + p_base_k - p_drv_k (region 0: z)."""
         grid = ops.cast(make_coordinate_grid(height, width), kp_base.dtype)  # (h, w, 2)
@@ -284,6 +321,8 @@ class WarpingModule(keras.Model):
 
         prediction = self.hourglass(features, training=training)
         logits = ops.cast(self.mask_head(prediction), "float32")
+        if self.mask_prior == "gaussian":
+            logits = logits + self.prior_logits(kp_driving, height, width)
         mask = ops.softmax(logits, axis=-1)
         deformation = displacement_field(mask, kp_base, kp_driving)
         if self.occlusion_head is not None:
@@ -307,6 +346,13 @@ class WarpingModule(keras.Model):
                 "scale_factor": self.scale_factor,
                 "kp_variance": self.kp_variance,
                 "estimate_occlusion": self.estimate_occlusion,
+                "mask_prior": self.mask_prior,
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Files saved before `mask_prior` existed used FOMM's mask alone.
+        config = {"mask_prior": "none", **config}
+        return super().from_config(config)

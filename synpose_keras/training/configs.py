@@ -155,6 +155,9 @@ class GeneratorConfig:
     # Generator output: "blend" (warped base image at full resolution, blended by the occlusion
     # map with the decoder's image) or "decoder" (the decoder's image alone); models.Generator.
     output_mode: str = "blend"
+    # Region-mask prior of the warping module: "none" (FOMM) or "gaussian" (log-Gaussians at the
+    # driving keypoints: the analytic motion before training); models.WarpingModule.
+    mask_prior: str = "none"
 
 
 @dataclasses.dataclass

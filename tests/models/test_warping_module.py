@@ -185,7 +185,7 @@ def test_per_keypoint_deformed_copies_put_base_content_at_driving_keypoints():
 def test_module_with_forced_region_translates_the_image():
     # Force the module's mask to region 1 everywhere: D = z + (p_base - p_drv) at every pixel.
     keras.utils.set_random_seed(6)
-    module = WarpingModule(**{**TINY, "num_keypoints": 1})
+    module = WarpingModule(**{**TINY, "num_keypoints": 1}, mask_prior="none")
     base_px, driving_px = (20, 28), (36, 20)
     image = _square_image(base_px)
     kp_base = np.asarray(normalize_keypoints(np.float32([[base_px]]), SIZE))
@@ -227,6 +227,7 @@ def test_hourglass_depth_is_validated_against_the_motion_resolution():
         ({"scale_factor": 0.0}, r"Received: scale_factor=0.0"),
         ({"kp_variance": 0.0}, r"Received: kp_variance=0.0"),
         ({"estimate_occlusion": "yes"}, r"Received: estimate_occlusion='yes'"),
+        ({"mask_prior": "learned"}, r"Received: mask_prior='learned'"),
     ],
 )
 def test_invalid_arguments(kwargs, match):
@@ -255,6 +256,7 @@ def test_get_config_holds_every_argument():
         scale_factor=0.5,
         kp_variance=0.02,
         estimate_occlusion=False,
+        mask_prior="none",
     )
     assert sorted(arguments) == sorted(init_arguments(WarpingModule))
     assert_config_complete(WarpingModule, WarpingModule(**arguments), arguments)
@@ -280,3 +282,51 @@ def test_save_and_load_give_identical_outputs(tmp_path, estimate_occlusion):
     got = loaded(inputs, training=False)
     for key in ("mask", "deformation", "occlusion"):
         np.testing.assert_array_equal(np.asarray(got[key]), np.asarray(expected[key]), err_msg=key)
+
+
+# ------------------------------------------------------------------------------------------------
+# The "gaussian" mask prior
+# ------------------------------------------------------------------------------------------------
+
+
+def test_untrained_gaussian_prior_moves_each_keypoint_neighbourhood_with_it():
+    # two keypoints far apart, each translated differently; an untrained module (mask head at zero)
+    # already samples the base at p_base_k around driving keypoint k and leaves far pixels still
+    module = WarpingModule(num_keypoints=2, block_expansion=8, num_blocks=3, max_features=32,
+                           scale_factor=1.0, kp_variance=0.01, mask_prior="gaussian")
+    size = 32
+    grid = np.asarray(make_coordinate_grid(size, size))
+    kp_driving = np.array([[[-0.5, -0.5], [0.5, 0.5]]], "float32")
+    kp_base = kp_driving + np.array([[[0.0625, 0.0], [0.0, -0.125]]], "float32")
+    image = np.random.default_rng(0).random((1, size, size, 3)).astype("float32")
+    out = module([image, kp_base, kp_driving])
+    field = np.asarray(out["deformation"])[0]
+    for k in range(2):
+        col, row = [int(round((c + 1) * (size - 1) / 2)) for c in kp_driving[0, k]]
+        shift = kp_base[0, k] - kp_driving[0, k]
+        np.testing.assert_allclose(field[row, col] - grid[row, col], shift, atol=2e-3)
+    # the corner opposite both keypoints is background: no motion
+    np.testing.assert_allclose(field[0, -1], grid[0, -1], atol=1e-3)
+    # the mask there is the background's
+    assert float(np.asarray(out["mask"])[0, 0, -1, 0]) > 0.99
+
+
+def test_prior_gives_the_driving_keypoints_a_gradient_through_the_mask():
+    import tensorflow as tf
+
+    module = WarpingModule(**TINY, scale_factor=1.0, mask_prior="gaussian")
+    image, kp_base, kp_driving = _inputs(3)
+    kp = tf.Variable(kp_driving)
+    with tf.GradientTape() as tape:
+        mask = module([image, kp_base, kp])["mask"]
+        loss = tf.reduce_sum(mask[..., 1:] * tf.random.stateless_uniform(mask.shape[:3] + (K,),
+                                                                          (1, 2)))
+    grad = tape.gradient(loss, kp)
+    assert grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0
+
+
+def test_files_saved_before_the_prior_load_with_fomms_mask():
+    config = WarpingModule(**TINY, mask_prior="gaussian").get_config()
+    config.pop("mask_prior")
+    assert WarpingModule.from_config(config).mask_prior == "none"
+    assert WarpingModule.from_config({**config, "mask_prior": "gaussian"}).mask_prior == "gaussian"
