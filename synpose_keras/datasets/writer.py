@@ -57,6 +57,7 @@ from synpose_keras.locking import folder_lock
 from synpose_keras.skeletons import get_skeleton
 
 PROGRESS_FILE = ".progress.json"
+MAX_CROP_FACTOR = 8  # crop side <= this x the image's longer side (validated keypoints: <= 4.5)
 INCOMPLETE_SUFFIX = ".incomplete"
 
 
@@ -92,6 +93,16 @@ def validate_record(record: Record, num_keypoints: int, has_3d: bool, where: str
         raise BadSampleError(f"{where}: expected visible of shape ({num_keypoints},), got {visible.shape}")
     if not np.all(np.isfinite(visible)):
         raise BadSampleError(f"{where}: visible contains NaN or inf")
+    h, w = image.shape[:2]
+    margin = max(h, w)  # a labelled keypoint may lie outside the image, but not this far
+    far = (visible > 0) & ((keypoints[:, 0] < -margin) | (keypoints[:, 0] > w + margin)
+                           | (keypoints[:, 1] < -margin) | (keypoints[:, 1] > h + margin))
+    if np.any(far):
+        j = int(np.argmax(far))
+        raise BadSampleError(
+            f"{where}: visible keypoint {j} at ({keypoints[j, 0]:g}, {keypoints[j, 1]:g}) is "
+            f"more than one image size outside the {w}x{h} image ({int(far.sum())} such "
+            "keypoint(s)); expected pixel coordinates of this image")
     kp3d = intrinsics = None
     if has_3d:
         if record.keypoints_3d is None or record.intrinsics is None:
@@ -192,6 +203,11 @@ def transform_record(record: Record, crop: bool = False, crop_scale: float = 1.5
         box = crop_box(record.keypoints, record.visible, w, h, crop_scale)
         if box is not None:
             left, top, side = box
+            if side > MAX_CROP_FACTOR * max(h, w):
+                raise BadSampleError(
+                    f"sample {record.source_id!r}: the crop around its visible keypoints would "
+                    f"be {side} px wide, more than {MAX_CROP_FACTOR} x the {w}x{h} image; "
+                    "expected keypoints in this image's pixel coordinates")
             a = np.array([[1.0, 0.0, -left], [0.0, 1.0, -top], [0.0, 0.0, 1.0]])
             record = _apply_affine(record, a, _crop_pixels(record.image, left, top, side))
     if max_side is not None:
@@ -667,6 +683,8 @@ def _write_shard(path, items, split, k, has_3d, skip_bad, crop, crop_scale, max_
             try:
                 record = item.load()
                 record = validate_record(record, k, has_3d, where)
+                record = transform_record(record, crop=crop, crop_scale=crop_scale,
+                                          max_side=max_side)
             except Exception as err:  # noqa: BLE001 - filtered by _is_skippable
                 if not _is_skippable(err):
                     raise
@@ -680,7 +698,6 @@ def _write_shard(path, items, split, k, has_3d, skip_bad, crop, crop_scale, max_
                 skipped.append({"source_id": item.source_id, "reason": reason})
                 bar.update(1)
                 continue
-            record = transform_record(record, crop=crop, crop_scale=crop_scale, max_side=max_side)
             writer.write(schema.serialize_record(record, image_format, jpeg_quality))
             count += 1
             if record.sequence:
