@@ -12,12 +12,14 @@ import typer
 
 @contextlib.contextmanager
 def exit_on_run_errors():
-    """Bad configuration or data -> ``Error: ...`` and exit code 2; a diverged run -> code 3."""
+    """Bad configuration or data, or a run folder another process holds -> ``Error: ...`` and
+    exit code 2; a diverged run -> code 3."""
+    from synpose_keras.locking import FolderLockedError
     from synpose_keras.training.runner import RunConfigError, TrainingDivergedError
 
     try:
         yield
-    except (RunConfigError, ValueError, FileNotFoundError) as err:
+    except (RunConfigError, ValueError, FileNotFoundError, FolderLockedError) as err:
         typer.echo(f"Error: {err}", err=True)
         raise typer.Exit(code=2)
     except TrainingDivergedError as err:

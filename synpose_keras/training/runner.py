@@ -536,14 +536,15 @@ class StageRunner:
             epoch, bad_step = callback.diverged
             state = _read_json(self.state_path) or {}
             good = (state.get("step", 0) if state.get("epoch") == epoch else 0)
+            kept = (f"The last good checkpoint is kept ({state['checkpoint']}, every weight "
+                    "checked finite before it was written)" if state.get("checkpoint") else
+                    "The stage had no checkpoint with finite weights yet; it restarts")
             raise TrainingDivergedError(
                 f"Stage '{self.name}': the loss or the weights became NaN or inf between step "
-                f"{good} and step {bad_step} of epoch {epoch + 1}. The last good checkpoint is "
-                f"kept ({state.get('checkpoint', 'none: the stage had not saved one yet')}; "
-                f"every weight checked finite before it was written). Lower the learning rate "
-                f"and continue from it: synpose train --out {os.path.dirname(self.dir)} --resume "
-                f"--set {self.lr_key}=<smaller> (the override is applied from the next step on "
-                "and recorded in config.json)."
+                f"{good} and step {bad_step} of epoch {epoch + 1}. {kept}. Lower the learning "
+                f"rate and continue: synpose train --out {os.path.dirname(self.dir)} --resume "
+                f"--set {self.lr_key}=<smaller> (applied from the next step on and recorded in "
+                "config.json)."
             )
 
 

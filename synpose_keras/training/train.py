@@ -203,10 +203,17 @@ class Trainer:
 
     # ------------------------------------------------------------------------ main
     def run(self) -> dict:
-        import tensorflow as tf
+        """Runs the stages while holding the run folder's lock (``RUN/.lock``): a second
+        process training the same folder is refused with the holder named."""
+        from synpose_keras.locking import folder_lock
 
         self.strategy = make_strategy(self.config.strategy)
         self._select_worker_folder()
+        with folder_lock(self._path(".lock"), f"synpose train --out {self.run_dir}",
+                         log=self.log):
+            return self._run_locked()
+
+    def _run_locked(self) -> dict:
         self.resolve_data()
         if not os.path.exists(self.state_path):
             _write_json(self.state_path, {"completed": []})
