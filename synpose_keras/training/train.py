@@ -52,6 +52,10 @@ def build_predictor(config: TrainConfig) -> PosePredictor:
 
 
 def _load(path: str):
+    """Loads a stage output; an empty or truncated ``.keras`` file is one clear error."""
+    from synpose_keras.inference.loading import check_keras_archive
+
+    check_keras_archive(path)
     return keras.models.load_model(path)
 
 
