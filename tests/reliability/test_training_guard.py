@@ -269,3 +269,21 @@ def test_interrupted_epoch_history_averages_every_step(tmp_path):
     resumed = _tiny_runner(tmp_path / "b", iterations=6, checkpoint_every=2)
     again = resumed.run(resume=True)
     assert again[0]["loss"] == pytest.approx(history[0]["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["state.json", "config.json"])
+def test_an_empty_run_file_names_itself(tmp_path, name):
+    """Item 10: a 0-byte state.json / config.json was a bare JSON error naming no file."""
+    from synpose_keras.training.configs import save_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save_config(get_preset("tiny"), str(run / "config.json"))
+    (run / "state.json").write_text(json.dumps({"completed": []}))
+    (run / name).write_text("")
+    before = tree_hashes(run)
+    result = invoke("train", "--out", run, "--resume", "--quiet")
+    assert result.exit_code == 2, result.output
+    line = " ".join(result.output.split())
+    assert str(run / name) in line and "empty (0 bytes)" in line
+    assert tree_hashes(run) == before
