@@ -495,7 +495,10 @@ def _swap(out_dir: str, staging: str, old: str) -> None:
 def _recover(out_dir: str, siblings: dict) -> None:
     """After a crash between the two renames of ``_swap``: the finished staging folder (it holds
     meta.json) becomes ``out_dir``, else the previous dataset is put back."""
-    if "://" in out_dir or os.path.exists(out_dir) or not os.path.exists(siblings["old"]):
+    if "://" in out_dir or not os.path.exists(siblings["old"]):
+        return
+    if os.path.exists(out_dir):  # the swap finished but the old folder was not deleted yet
+        _rmtree(siblings["old"])
         return
     if os.path.exists(os.path.join(siblings["staging"], schema.META_FILE)):
         os.rename(siblings["staging"], out_dir)
@@ -651,6 +654,8 @@ def _convert_locked(converter, out_dir, siblings, source, splits, limit, skip_ba
                                                           default=str))
     if work != out_dir:
         _swap(out_dir, work, siblings["old"])
+    else:  # an abandoned staging folder (a failed re-conversion, then the original command)
+        _rmtree(siblings["staging"])
     return meta
 
 

@@ -104,10 +104,9 @@ def nonfinite_variables(variables) -> list:
     """Paths of the floating-point variables that hold a NaN or inf (empty when all finite)."""
     bad = []
     for variable in variables:
-        value = variable.value if hasattr(variable, "value") else variable
-        if not tf.as_dtype(value.dtype).is_floating:
+        if not tf.as_dtype(variable.dtype).is_floating:
             continue
-        if not bool(tf.reduce_all(tf.math.is_finite(value))):
+        if not bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(variable)))):
             bad.append(getattr(variable, "path", None) or getattr(variable, "name", "?"))
     return bad
 
