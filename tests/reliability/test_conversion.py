@@ -299,3 +299,26 @@ def test_the_same_command_again_rewrites_nothing(tmp_path):
     assert {k: os.stat(out / k).st_mtime_ns for k in shards} == mtimes
     with pytest.raises(DatasetExistsError):
         convert(COCOConverter(write_coco(tmp_path / "other")), str(out), progress=False)
+
+
+def test_lock_file_is_exclusive_and_released(tmp_path):
+    """Item 7, the lock itself: a second acquisition (even by a live process that is this one)
+    is refused naming the holder; releasing makes it available; an unreadable fresh lock is
+    respected, an old one is stale."""
+    from synpose_keras.locking import FolderLockedError, acquire, folder_lock, release
+
+    path = str(tmp_path / "x.lock")
+    mine = acquire(path, "first")
+    with pytest.raises(FolderLockedError, match=f"process {os.getpid()} on host"):
+        acquire(path, "second")
+    release(path, mine)
+    with folder_lock(path, "third"):
+        assert json.load(open(path))["command"] == "third"
+    assert not os.path.exists(path)
+    open(path, "w").close()  # empty: being written right now, or cut short
+    with pytest.raises(FolderLockedError, match="unknown process"):
+        acquire(path, "fourth")
+    os.utime(path, (0, 0))
+    messages = []
+    release(path, acquire(path, "fifth", log=messages.append))
+    assert messages and "stale lock" in messages[0]
