@@ -468,6 +468,19 @@ def _reusable(state: dict, folder: str, fname: str, plan: str, skip_bad: bool) -
             and (skip_bad or not entry.get("skipped")))
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    """A finished shard into the staging folder: a hard link on a local file system (shards
+    are never modified in place), else a copy."""
+    _remove(dst)
+    if "://" not in src:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    tf.io.gfile.copy(src, dst, overwrite=True)
+
+
 def _rmtree(path: str) -> None:
     if tf.io.gfile.exists(path):
         tf.io.gfile.rmtree(path)
@@ -586,7 +599,7 @@ def _convert_locked(converter, out_dir, siblings, source, splits, limit, skip_ba
             for fname, _, plan in plans[split]:
                 if (_reusable(out_state, out_dir, fname, plan, skip_bad)
                         and not _reusable(state, work, fname, plan, skip_bad)):
-                    tf.io.gfile.copy(_join(out_dir, fname), _join(work, fname), overwrite=True)
+                    _link_or_copy(_join(out_dir, fname), _join(work, fname))
                     state["shards"][fname] = out_state["shards"][fname]
     progress_path = _join(work, PROGRESS_FILE)
 

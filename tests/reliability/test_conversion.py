@@ -322,3 +322,29 @@ def test_lock_file_is_exclusive_and_released(tmp_path):
     messages = []
     release(path, acquire(path, "fifth", log=messages.append))
     assert messages and "stale lock" in messages[0]
+
+
+def test_a_partial_reconversion_keeps_the_unchanged_shards(tmp_path):
+    """Re-converting with one split changed (a corrected test annotation) rewrites that split's
+    shards in the staging folder; the other split's finished shards are reused, byte for byte."""
+    src = write_coco(tmp_path / "coco")
+    out = tmp_path / "D"
+    convert(COCOConverter(src), str(out), image_format="png", progress=False)
+    before = tree_hashes(out)
+    calls = []
+
+    class Counting(COCOConverter):
+        def items(self, split):
+            items = super().items(split)
+            for item in items:
+                load = item.load
+                item.load = lambda load=load, sid=item.source_id: calls.append(sid) or load()
+            return items
+
+    meta = convert(Counting(src), str(out), image_format="png", limit=2, progress=False)
+    assert meta["counts"] == {"train": 2, "test": 1}
+    assert len(calls) == 2  # only train (its plan changed); the test shard was reused
+    after = tree_hashes(out)
+    test_shards = [k for k in before if k.startswith("test-")]
+    assert test_shards and all(after[k] == before[k] for k in test_shards)
+    assert sorted(os.listdir(tmp_path)) == ["D", "coco"]
