@@ -45,6 +45,9 @@ def _common_parameters() -> list:
            default=typer.Option(None, help="Shards per split (default: by size).")),
         _P("progress", _P.KEYWORD_ONLY, annotation=bool,
            default=typer.Option(True, help="Show a progress bar.")),
+        _P("overwrite", _P.KEYWORD_ONLY, annotation=bool,
+           default=typer.Option(False, help="Replace a dataset of another kind or source "
+                                "folder already in --out (refused otherwise).")),
     ]
 
 
@@ -60,26 +63,30 @@ def _make_command(cls):
     def command(src: Path, **kwargs) -> None:
         from synpose_keras.datasets.converters.base import DatasetLayoutError
         from synpose_keras.datasets.writer import convert
+        from synpose_keras.locking import FolderLockedError
 
         options = {name: kwargs.pop(name) for name in option_names}
+        # every expected failure (layout, annotation files, bad samples, --out) is one line
+        # naming the file and what was expected, exit code 2
         try:
             converter = cls(str(src), **options)
-        except (DatasetLayoutError, ValueError) as err:
-            typer.echo(f"Error: {err}", err=True)
+            meta = convert(
+                converter,
+                str(kwargs["out"]),
+                splits=kwargs["split"] or None,
+                limit=kwargs["limit"],
+                skip_bad=kwargs["skip_bad"],
+                crop=kwargs["crop"],
+                crop_scale=kwargs["crop_scale"],
+                max_side=kwargs["max_side"],
+                num_shards=kwargs["shards"],
+                progress=kwargs["progress"],
+                command=shlex.join(["synpose"] + sys.argv[1:]),
+                overwrite=kwargs["overwrite"],
+            )
+        except (DatasetLayoutError, ValueError, FolderLockedError) as err:
+            typer.echo(f"Error: {_one_line(err)}", err=True)
             raise typer.Exit(code=2)
-        meta = convert(
-            converter,
-            str(kwargs["out"]),
-            splits=kwargs["split"] or None,
-            limit=kwargs["limit"],
-            skip_bad=kwargs["skip_bad"],
-            crop=kwargs["crop"],
-            crop_scale=kwargs["crop_scale"],
-            max_side=kwargs["max_side"],
-            num_shards=kwargs["shards"],
-            progress=kwargs["progress"],
-            command=shlex.join(["synpose"] + sys.argv[1:]),
-        )
         typer.echo(_summary(meta, kwargs["out"]))
 
     params = [_P("src", _P.POSITIONAL_OR_KEYWORD, annotation=Path,
@@ -89,6 +96,10 @@ def _make_command(cls):
     command.__name__ = f"convert_{cls.name}"
     doc = inspect.getdoc(cls) or cls.name
     convert_app.command(cls.name, help=doc.split("\n\n")[0])(command)
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
 
 
 def _summary(meta: dict, out) -> str:

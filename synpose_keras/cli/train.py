@@ -12,12 +12,14 @@ import typer
 
 @contextlib.contextmanager
 def exit_on_run_errors():
-    """Bad configuration or data -> ``Error: ...`` and exit code 2; a diverged run -> code 3."""
+    """Bad configuration or data, or a run folder another process holds -> ``Error: ...`` and
+    exit code 2; a diverged run -> code 3."""
+    from synpose_keras.locking import FolderLockedError
     from synpose_keras.training.runner import RunConfigError, TrainingDivergedError
 
     try:
         yield
-    except (RunConfigError, ValueError, FileNotFoundError) as err:
+    except (RunConfigError, ValueError, FileNotFoundError, FolderLockedError) as err:
         typer.echo(f"Error: {err}", err=True)
         raise typer.Exit(code=2)
     except TrainingDivergedError as err:
@@ -38,21 +40,25 @@ def parse_sets(items) -> dict:
 
 def train_command(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (checkpoints, logs, results)."),
-    task: str = typer.Option("hand", help="hand (Hand21) or body (Body16)."),
+    task: Optional[str] = typer.Option(None, help="hand (Hand21, the default) or body (Body16)."),
     source: Optional[Path] = typer.Option(None, help="Converted source (synthetic) dataset."),
     target: Optional[Path] = typer.Option(None, help="Converted target (real) dataset."),
-    preset: str = typer.Option("demo", help="demo (CPU-sized), paper (ResNet-101, GPUs) or tiny."),
-    method: str = typer.Option("ours", help="ours, source-only, uniframe, ccssl, regda, or oracle (trained on the target's labels: the ceiling)."),
+    preset: Optional[str] = typer.Option(None, help="demo (CPU-sized, the default), paper "
+                                         "(ResNet-101, GPUs) or tiny."),
+    method: Optional[str] = typer.Option(None, help="ours (the default), source-only, uniframe, ccssl, regda, or oracle (trained on the target's labels: the ceiling)."),
     stages: Optional[str] = typer.Option(
         None, help="Comma-separated subset of style,pretrain,generator,adapt (default: all)."),
     pseudo: Optional[str] = typer.Option(
         None, help="Pseudo-label masks: integrated, independent, union, 2d, 3d or none."),
     rec: Optional[bool] = typer.Option(None, "--rec/--no-rec",
                                        help="Geometric reconstruction loss (default: on)."),
-    seed: int = typer.Option(0, help="Run seed (initialisation, data order, augmentation)."),
-    strategy: str = typer.Option("default", help="default, mirrored (several GPUs) or "
-                                 "multiworker (several machines, TF_CONFIG)."),
-    resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoints."),
+    seed: Optional[int] = typer.Option(None, help="Run seed (initialisation, data order, "
+                                       "augmentation). Default: 0."),
+    strategy: Optional[str] = typer.Option(None, help="default (the default), mirrored (several "
+                                           "GPUs) or multiworker (several machines, TF_CONFIG)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoints. "
+                                "Options and --set given with it change the saved run from the "
+                                "next step on (recorded in config.json), or are refused."),
     set_: Optional[list[str]] = typer.Option(
         None, "--set", help="Override any config field: --set adapt.lr=3e-4 (repeatable)."),
     checkpoint_every: int = typer.Option(50, help="Also checkpoint every N steps in an epoch."),
@@ -65,7 +71,9 @@ def train_command(
     from synpose_keras.metrics.table import gain_line
     from synpose_keras.training.train import train
 
-    overrides = {"task": task, "method": method, "seed": seed, "strategy": strategy}
+    # only the options given explicitly: with --resume they are the changes asked for
+    overrides = {key: value for key, value in (("task", task), ("method", method), ("seed", seed),
+                                               ("strategy", strategy)) if value is not None}
     if source is not None:
         overrides["source"] = str(source)
     if target is not None:
@@ -78,9 +86,12 @@ def train_command(
         overrides["adapt.rec"] = rec
     overrides.update(parse_sets(set_))
     with exit_on_run_errors():
-        config = apply_overrides(get_preset(preset), overrides)
+        config = apply_overrides(get_preset(preset or "demo"), overrides)
+        if preset is not None:  # with --resume, a preset other than the run's is refused
+            overrides["preset"] = preset
         result = train(config, str(out), resume=resume, verbose=0 if quiet else 1,
-                       log=typer.echo, checkpoint_every=checkpoint_every)
+                       log=typer.echo, checkpoint_every=checkpoint_every,
+                       overrides=overrides if resume else None)
     skeleton = get_skeleton(config.task)
     rows = {name: row["table"] for name, row in result["rows"].items()}
     if rows:

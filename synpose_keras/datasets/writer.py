@@ -8,10 +8,20 @@ Guarantees (tested in ``tests/datasets/test_writer.py``):
   file + rename), only when every split is complete; a folder without ``meta.json`` is not a
   dataset, and the reader says so.
 - **Resume.** ``.progress.json`` records, per finished shard, a hash of its *plan* (schema version,
-  converter name and options, writer options, split, shard index and count, and the ids of the
-  items it holds). Re-running the same conversion keeps the finished shards whose plan is
-  unchanged and writes only the missing ones; shards whose plan changed are rewritten and stale
-  shard files are deleted.
+  converter name and options, the source release (its path and :func:`source_fingerprint`: the
+  size and modification time of every file under it), writer options, split, shard index and
+  count, and the ids of the items it holds). Re-running the same conversion keeps the finished
+  shards whose plan is unchanged and writes only the missing ones; shards whose plan changed
+  (other options, or a different or corrected release) are rewritten and stale shard files are
+  deleted.
+- **A finished dataset is never lost** (tested in ``tests/reliability/test_conversion.py``). A
+  re-conversion into a folder holding a finished dataset writes into the hidden sibling
+  ``.NAME.synpose-staging`` and replaces the folder only when the new dataset is complete
+  (two renames); a failure leaves the previous dataset exactly as it was, and re-running resumes
+  from the staging folder. A dataset of another kind or source folder is replaced only with
+  ``overwrite=True`` (``--overwrite``). One process at a time converts into a folder: the lock
+  file ``.NAME.synpose-lock`` names the holder (pid and host); a stale lock of a dead process on
+  the same host is taken over (:mod:`synpose_keras.locking`).
 - **Bad samples.** ``Item.load`` errors (:class:`BadSampleError`, unreadable or truncated images)
   and failed validation either stop the conversion with a message naming the split and sample
   (and suggesting ``--skip-bad``), or, with ``skip_bad=True``, are listed with their reason in
@@ -43,10 +53,20 @@ from synpose_keras.datasets.converters.base import (
     Record,
     check_keypoints,
 )
+from synpose_keras.locking import folder_lock
 from synpose_keras.skeletons import get_skeleton
 
 PROGRESS_FILE = ".progress.json"
+MAX_CROP_FACTOR = 8  # crop side <= this x the image's longer side (validated keypoints: <= 4.5)
 INCOMPLETE_SUFFIX = ".incomplete"
+
+
+class DatasetExistsError(ValueError):
+    """``--out`` holds a finished dataset of another kind or source (pass ``overwrite``)."""
+
+
+class OutputFolderError(ValueError):
+    """``--out`` cannot be a folder, or cannot be written."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,6 +93,16 @@ def validate_record(record: Record, num_keypoints: int, has_3d: bool, where: str
         raise BadSampleError(f"{where}: expected visible of shape ({num_keypoints},), got {visible.shape}")
     if not np.all(np.isfinite(visible)):
         raise BadSampleError(f"{where}: visible contains NaN or inf")
+    h, w = image.shape[:2]
+    margin = max(h, w)  # a labelled keypoint may lie outside the image, but not this far
+    far = (visible > 0) & ((keypoints[:, 0] < -margin) | (keypoints[:, 0] > w + margin)
+                           | (keypoints[:, 1] < -margin) | (keypoints[:, 1] > h + margin))
+    if np.any(far):
+        j = int(np.argmax(far))
+        raise BadSampleError(
+            f"{where}: visible keypoint {j} at ({keypoints[j, 0]:g}, {keypoints[j, 1]:g}) is "
+            f"more than one image size outside the {w}x{h} image ({int(far.sum())} such "
+            "keypoint(s)); expected pixel coordinates of this image")
     kp3d = intrinsics = None
     if has_3d:
         if record.keypoints_3d is None or record.intrinsics is None:
@@ -173,6 +203,11 @@ def transform_record(record: Record, crop: bool = False, crop_scale: float = 1.5
         box = crop_box(record.keypoints, record.visible, w, h, crop_scale)
         if box is not None:
             left, top, side = box
+            if side > MAX_CROP_FACTOR * max(h, w):
+                raise BadSampleError(
+                    f"sample {record.source_id!r}: the crop around its visible keypoints would "
+                    f"be {side} px wide, more than {MAX_CROP_FACTOR} x the {w}x{h} image; "
+                    "expected keypoints in this image's pixel coordinates")
             a = np.array([[1.0, 0.0, -left], [0.0, 1.0, -top], [0.0, 0.0, 1.0]])
             record = _apply_affine(record, a, _crop_pixels(record.image, left, top, side))
     if max_side is not None:
@@ -255,6 +290,7 @@ def convert(
     jpeg_quality: int = 95,
     progress: bool = True,
     command: Optional[str] = None,
+    overwrite: bool = False,
 ) -> dict:
     """Converts every split of ``converter`` into ``out_dir`` (TFRecord shards + ``meta.json``).
 
@@ -276,9 +312,18 @@ def convert(
         jpeg_quality: int. JPEG quality. Defaults to 95.
         progress: bool. Show a tqdm bar per split. Defaults to True.
         command: optional str. The command line that made the dataset (stored in meta).
+        overwrite: bool. Replace a finished dataset of another kind or from another source
+            folder in ``out_dir`` (refused otherwise). Defaults to False.
 
     Returns:
         dict: the content of ``meta.json``.
+
+    Raises:
+        DatasetExistsError: ``out_dir`` holds a dataset of another kind or source (see
+            ``overwrite``).
+        OutputFolderError: ``out_dir`` cannot be created or written.
+        FolderLockedError: another process is converting into ``out_dir``.
+        BadSampleError: a bad sample without ``skip_bad``, or every sample of a split bad.
 
     Example:
 
@@ -311,22 +356,189 @@ def convert(
         raise ValueError(f"max_side must be >= 1. Received: max_side={max_side}")
 
     out_dir = str(out_dir)
-    tf.io.gfile.makedirs(out_dir)
-    meta_path = _join(out_dir, schema.META_FILE)
-    progress_path = _join(out_dir, PROGRESS_FILE)
-    # The folder is about to change: it must not look like a finished dataset until we are done.
-    _remove(meta_path)
-    _remove(meta_path + ".tmp")
+    if "://" not in out_dir:
+        out_dir = os.path.normpath(out_dir)
+    siblings = _siblings(out_dir)
+    _check_writable(out_dir, siblings["staging"])
+    if "://" not in out_dir:
+        os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)
+    source = source_fingerprint(converter.src, exclude=[out_dir, *siblings.values()])
+    lock_path = None if "://" in out_dir else siblings["lock"]
+    with folder_lock(lock_path, command or f"converting {converter.name} into {out_dir}"):
+        return _convert_locked(
+            converter, out_dir, siblings, source, splits, limit, skip_bad, crop, crop_scale,
+            max_side, num_shards, records_per_shard, image_format, jpeg_quality, progress,
+            command, overwrite)
 
+
+def _siblings(out_dir: str) -> dict:
+    """The lock file, the staging folder of a re-conversion and the folder being replaced:
+    hidden siblings of ``out_dir`` (``.NAME.synpose-lock``, ...)."""
+    if "://" in out_dir:
+        return {"lock": out_dir + ".synpose-lock", "staging": out_dir + ".synpose-staging",
+                "old": out_dir + ".synpose-old"}
+    parent, name = os.path.split(os.path.abspath(out_dir))
+    return {kind: os.path.join(parent, f".{name}.synpose-{kind}")
+            for kind in ("lock", "staging", "old")}
+
+
+def _check_writable(out_dir: str, staging: str) -> None:
+    """Refuses an ``out_dir`` that cannot be a folder or cannot be written (one line)."""
+    if "://" in out_dir:
+        return
+    path = os.path.abspath(out_dir)
+    probe = path
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if os.path.exists(probe) and not os.path.isdir(probe):
+        raise OutputFolderError(
+            f"Cannot write the dataset to {out_dir}: {probe} is a file. Expected --out to be a "
+            "folder (new, or a dataset to update).")
+    folder = path if os.path.isdir(path) else probe
+    parent = os.path.dirname(path)
+    for where in (folder, parent if os.path.isdir(parent) else folder):
+        if not os.access(where, os.W_OK | os.X_OK):
+            raise OutputFolderError(
+                f"Cannot write the dataset to {out_dir}: {where} is not writable (permission "
+                "denied). Expected a folder this user can write, and its parent (it holds the "
+                "lock and the staging folder).")
+
+
+def source_fingerprint(src: str, exclude: Sequence[str] = ()) -> dict:
+    """A cheap identity of a source release: its absolute path, and a hash of the relative
+    path, size and modification time of every file under it (no file is read).
+
+    Part of every shard's resume key: a different or corrected release (a file replaced,
+    added or removed) is converted again instead of being served from the old shards.
+    """
+    if not src or "://" in str(src):
+        return {"path": str(src), "files": None, "digest": None}
+    root = os.path.abspath(str(src))
+    skip = {os.path.abspath(e) for e in exclude if "://" not in str(e)}
+    entries = []
+    if os.path.isfile(root):
+        st = os.stat(root)
+        entries.append((os.path.basename(root), st.st_size, st.st_mtime_ns))
+    elif os.path.isdir(root):
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if os.path.join(folder, d) not in skip)
+            for name in sorted(files):
+                path = os.path.join(folder, name)
+                if path in skip:
+                    continue
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                entries.append((os.path.relpath(path, root), st.st_size, st.st_mtime_ns))
+    return {"path": root, "files": len(entries), "digest": _hash(entries)}
+
+
+def _read_progress(path: str) -> dict:
     state = {"shards": {}}
-    if tf.io.gfile.exists(progress_path):
+    if tf.io.gfile.exists(path):
         try:
-            with tf.io.gfile.GFile(progress_path, "r") as f:
+            with tf.io.gfile.GFile(path, "r") as f:
                 state = json.load(f)
         except (ValueError, OSError):
             state = {"shards": {}}
-        if not isinstance(state.get("shards"), dict):
+        if not isinstance(state, dict) or not isinstance(state.get("shards"), dict):
             state = {"shards": {}}
+    return state
+
+
+def _read_finished_meta(meta_path: str) -> Optional[dict]:
+    if not tf.io.gfile.exists(meta_path):
+        return None
+    try:
+        with tf.io.gfile.GFile(meta_path, "r") as f:
+            meta = json.load(f)
+    except (ValueError, OSError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _reusable(state: dict, folder: str, fname: str, plan: str, skip_bad: bool) -> bool:
+    entry = state["shards"].get(fname)
+    return (entry is not None and entry.get("plan") == plan
+            and tf.io.gfile.exists(_join(folder, fname))
+            and (skip_bad or not entry.get("skipped")))
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """A finished shard into the staging folder: a hard link on a local file system (shards
+    are never modified in place), else a copy."""
+    _remove(dst)
+    if "://" not in src:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    tf.io.gfile.copy(src, dst, overwrite=True)
+
+
+def _rmtree(path: str) -> None:
+    if tf.io.gfile.exists(path):
+        tf.io.gfile.rmtree(path)
+
+
+def _swap(out_dir: str, staging: str, old: str) -> None:
+    """Replaces ``out_dir`` by the finished ``staging`` folder: two renames on a local file
+    system (a crash between them is repaired by the next run, see ``_recover``)."""
+    if "://" in out_dir:  # object stores have no folder rename: files, meta.json last
+        for path in tf.io.gfile.glob(_join(out_dir, "*.tfrecord")):
+            tf.io.gfile.remove(path)
+        for name in tf.io.gfile.listdir(staging):
+            if name != schema.META_FILE:
+                tf.io.gfile.rename(_join(staging, name), _join(out_dir, name), overwrite=True)
+        tf.io.gfile.rename(_join(staging, schema.META_FILE), _join(out_dir, schema.META_FILE),
+                           overwrite=True)
+        _rmtree(staging)
+        return
+    _rmtree(old)
+    os.rename(out_dir, old)
+    os.rename(staging, out_dir)
+    _rmtree(old)
+
+
+def _recover(out_dir: str, siblings: dict) -> None:
+    """After a crash between the two renames of ``_swap``: the finished staging folder (it holds
+    meta.json) becomes ``out_dir``, else the previous dataset is put back."""
+    if "://" in out_dir or not os.path.exists(siblings["old"]):
+        return
+    if os.path.exists(out_dir):  # the swap finished but the old folder was not deleted yet
+        _rmtree(siblings["old"])
+        return
+    if os.path.exists(os.path.join(siblings["staging"], schema.META_FILE)):
+        os.rename(siblings["staging"], out_dir)
+        _rmtree(siblings["old"])
+    else:
+        os.rename(siblings["old"], out_dir)
+
+
+def _convert_locked(converter, out_dir, siblings, source, splits, limit, skip_bad, crop,
+                    crop_scale, max_side, num_shards, records_per_shard, image_format,
+                    jpeg_quality, progress, command, overwrite) -> dict:
+    skeleton = get_skeleton(converter.skeleton)
+    k = skeleton.num_keypoints
+    has_3d = bool(converter.has_3d)
+    _recover(out_dir, siblings)
+    tf.io.gfile.makedirs(out_dir)
+    meta_path = _join(out_dir, schema.META_FILE)
+    previous = _read_finished_meta(meta_path)
+    if previous is not None and not overwrite:
+        old_source = (previous.get("source") or {}).get("path")
+        if previous.get("dataset") != converter.name or (old_source not in (None, source["path"])):
+            raise DatasetExistsError(
+                f"{out_dir} already holds a {previous.get('dataset')!r} dataset"
+                + (f" converted from {old_source}" if old_source else "")
+                + f"; converting {converter.name!r} from {source['path']} would replace it. "
+                "Pass --overwrite (overwrite=True) to replace it, or choose another --out."
+            )
 
     options = {
         "splits": splits,
@@ -344,6 +556,7 @@ def convert(
         "schema_version": schema.SCHEMA_VERSION,
         "dataset": converter.name,
         "converter_options": _jsonable(converter.options),
+        "source": source,
         "skeleton": skeleton.name,
         "has_3d": has_3d,
         "crop": crop,
@@ -353,7 +566,7 @@ def convert(
         "jpeg_quality": jpeg_quality if image_format == "jpeg" else None,
     }
 
-    counts, shards_meta, skipped_meta, sequences_meta = {}, {}, {}, {}
+    plans = {}  # split -> [(shard file name, items, plan hash)]
     for split in splits:
         items = list(converter.items(split))
         if limit is not None:
@@ -361,22 +574,47 @@ def convert(
         n = len(items)
         s_count = num_shards if num_shards is not None else math.ceil(n / records_per_shard)
         s_count = max(1, min(s_count, n)) if n else 1
-        planned = [schema.shard_name(split, i, s_count) for i in range(s_count)]
-        _remove_stale(out_dir, split, planned, state)
+        plans[split] = []
+        for index in range(s_count):
+            shard_items = items[index * n // s_count:(index + 1) * n // s_count]
+            plan = _hash({**plan_base, "split": split, "index": index, "num_shards": s_count,
+                          "ids": [it.source_id for it in shard_items]})
+            plans[split].append((schema.shard_name(split, index, s_count), shard_items, plan))
+
+    out_state = _read_progress(_join(out_dir, PROGRESS_FILE))
+    all_reusable = all(_reusable(out_state, out_dir, fname, plan, skip_bad)
+                       for split in splits for fname, _, plan in plans[split])
+    if previous is None or all_reusable:
+        # a new or unfinished folder (nothing finished to lose), or nothing to rewrite: in place
+        work, state = out_dir, out_state
+        if previous is None:
+            _remove(meta_path)
+            _remove(meta_path + ".tmp")
+    else:
+        # a finished dataset stays untouched until the new one is complete
+        work = siblings["staging"]
+        tf.io.gfile.makedirs(work)
+        state = _read_progress(_join(work, PROGRESS_FILE))
+        for split in splits:
+            for fname, _, plan in plans[split]:
+                if (_reusable(out_state, out_dir, fname, plan, skip_bad)
+                        and not _reusable(state, work, fname, plan, skip_bad)):
+                    _link_or_copy(_join(out_dir, fname), _join(work, fname))
+                    state["shards"][fname] = out_state["shards"][fname]
+    progress_path = _join(work, PROGRESS_FILE)
+
+    counts, shards_meta, skipped_meta, sequences_meta = {}, {}, {}, {}
+    for split in splits:
+        planned = [fname for fname, _, _ in plans[split]]
+        n = sum(len(shard_items) for _, shard_items, _ in plans[split])
+        _remove_stale(work, split, planned, state)
 
         bar = _progress_bar(n, f"{converter.name}/{split}", progress)
         count, skipped, sequences = 0, [], set()
         try:
-            for index, fname in enumerate(planned):
-                shard_items = items[index * n // s_count:(index + 1) * n // s_count]
-                plan = _hash({**plan_base, "split": split, "index": index, "num_shards": s_count,
-                              "ids": [it.source_id for it in shard_items]})
-                path = _join(out_dir, fname)
-                entry = state["shards"].get(fname)
-                reusable = (entry is not None and entry.get("plan") == plan
-                            and tf.io.gfile.exists(path)
-                            and (skip_bad or not entry.get("skipped")))
-                if not reusable:
+            for fname, shard_items, plan in plans[split]:
+                path = _join(work, fname)
+                if not _reusable(state, work, fname, plan, skip_bad):
                     state["shards"].pop(fname, None)
                     entry = _write_shard(path, shard_items, split, k, has_3d, skip_bad, crop,
                                          crop_scale, max_side, image_format, jpeg_quality, bar)
@@ -384,12 +622,21 @@ def convert(
                     state["shards"][fname] = entry
                     _write_atomic(progress_path, json.dumps(state, sort_keys=True))
                 else:
+                    entry = state["shards"][fname]
                     bar.update(len(shard_items))
                 count += entry["count"]
                 skipped.extend(entry["skipped"])
                 sequences.update(entry["sequences"])
         finally:
             bar.close()
+        if count == 0 and skipped:
+            reasons = "; ".join(f"{s['source_id']!r}: {s['reason']}" for s in skipped[:3])
+            raise BadSampleError(
+                f"Every sample of split {split!r} of {converter.src} was bad ({len(skipped)} "
+                f"skipped, e.g. {reasons}); a dataset with no record would be useless, so none "
+                f"was written" + (" and the previous dataset in " + out_dir + " is unchanged"
+                                  if previous is not None else "") + "."
+            )
         counts[split] = count
         shards_meta[split] = planned
         skipped_meta[split] = skipped
@@ -411,11 +658,17 @@ def convert(
         "num_sequences": sequences_meta,
         "skipped": skipped_meta,
         "converter": _jsonable(converter.describe()),
+        "source": source,
         "options": options,
         "command": command,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    _write_atomic(meta_path, json.dumps(meta, indent=2, sort_keys=False, default=str))
+    _write_atomic(_join(work, schema.META_FILE), json.dumps(meta, indent=2, sort_keys=False,
+                                                          default=str))
+    if work != out_dir:
+        _swap(out_dir, work, siblings["old"])
+    else:  # an abandoned staging folder (a failed re-conversion, then the original command)
+        _rmtree(siblings["staging"])
     return meta
 
 
@@ -448,6 +701,8 @@ def _write_shard(path, items, split, k, has_3d, skip_bad, crop, crop_scale, max_
             try:
                 record = item.load()
                 record = validate_record(record, k, has_3d, where)
+                record = transform_record(record, crop=crop, crop_scale=crop_scale,
+                                          max_side=max_side)
             except Exception as err:  # noqa: BLE001 - filtered by _is_skippable
                 if not _is_skippable(err):
                     raise
@@ -461,7 +716,6 @@ def _write_shard(path, items, split, k, has_3d, skip_bad, crop, crop_scale, max_
                 skipped.append({"source_id": item.source_id, "reason": reason})
                 bar.update(1)
                 continue
-            record = transform_record(record, crop=crop, crop_scale=crop_scale, max_side=max_side)
             writer.write(schema.serialize_record(record, image_format, jpeg_quality))
             count += 1
             if record.sequence:

@@ -84,6 +84,13 @@ def evaluate_model(model_or_run, data_dir: Optional[str] = None, split: str = "t
             f"Unknown split for dataset {data_dir}; available splits: {available}. "
             f"Received: split={split!r}"
         )
+    labels = str(meta.get("labels") or (meta.get("converter") or {}).get("labels", ""))
+    if labels.lower().startswith("none"):
+        raise ValueError(
+            f"The dataset {data_dir} has no keypoint labels (meta.json labels: {labels!r}); PCK "
+            "compares predictions with labels. Evaluate on a labelled dataset (--data DIR), or "
+            "use `synpose predict` for unlabelled images."
+        )
     skeleton = get_skeleton(meta["skeleton"])
     k = model_num_keypoints(model)
     if k != skeleton.num_keypoints:
@@ -100,6 +107,12 @@ def evaluate_model(model_or_run, data_dir: Optional[str] = None, split: str = "t
             )
     result = evaluate_predictor(model, data_dir, split=split, batch_size=batch_size, limit=limit,
                                 threshold=threshold, rotations=rotations, decoding=decoding)
+    if all(value != value for value in result["per_keypoint"]):  # every entry NaN
+        raise ValueError(
+            f"The {split!r} split of {data_dir} has no visible (labelled) keypoint in the "
+            f"{result.get('count', '?')} samples evaluated; PCK compares predictions with labels. "
+            "Evaluate on a labelled split or dataset, or use `synpose predict`."
+        )
     result.update(model=model_path, skeleton=skeleton.name,
                   keypoint_names=list(skeleton.keypoint_names))
     return result

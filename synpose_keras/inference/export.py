@@ -170,6 +170,12 @@ def export_model(model_path, out, format: str = "saved_model", input_dtype: str 
 
     check_decoding(decoding)
     out = os.path.abspath(os.fspath(out))
+    ancestor = os.path.dirname(out)
+    while not os.path.exists(ancestor) and os.path.dirname(ancestor) != ancestor:
+        ancestor = os.path.dirname(ancestor)
+    if os.path.exists(ancestor) and not os.path.isdir(ancestor):
+        raise ValueError(f"Cannot export to {out}: {ancestor} is a file. Expected --out inside "
+                         "a folder (created if missing).")
     if os.path.lexists(out) and not overwrite:
         raise FileExistsError(f"{out} already exists; pass --overwrite to replace it.")
     model, source, run_dir = load_pose_model(model_path)

@@ -58,6 +58,28 @@ def resolve_model_path(model_or_run) -> tuple:
     return path, run_dir
 
 
+def check_keras_archive(path: str) -> None:
+    """Refuses a ``.keras`` file that is empty or not a complete zip archive, naming it (Keras
+    itself reports "File not found" for both).
+
+    Raises:
+        ValueError: naming ``path``, what is wrong and what was expected.
+    """
+    import zipfile
+
+    size = os.path.getsize(path)
+    if size == 0:
+        problem = "is empty (0 bytes)"
+    elif not zipfile.is_zipfile(path):
+        problem = f"is not a complete .keras archive ({size} bytes, no zip directory: truncated?)"
+    else:
+        return
+    raise ValueError(
+        f"The model file {path} {problem}. Expected a .keras archive saved by synpose-keras; "
+        "copy it again, or re-export it from its run (RUN/pose_predictor.keras)."
+    )
+
+
 def load_pose_model(model_or_run):
     """Loads a pose model (``keras.models.load_model``) from a ``.keras`` file or RUN folder.
 
@@ -76,6 +98,7 @@ def load_pose_model(model_or_run):
     import synpose_keras.models  # noqa: F401  (registers the package's classes with Keras)
 
     model_path, run_dir = resolve_model_path(model_or_run)
+    check_keras_archive(model_path)
     try:
         model = keras.models.load_model(model_path, compile=False)
     except Exception as err:  # zip, h5, config or deserialisation errors: one clear message

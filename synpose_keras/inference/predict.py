@@ -19,11 +19,12 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
 
+from synpose_keras.datasets.converters._image import to_rgb8
 from synpose_keras.inference.framing import (
     keypoint_region,
     letterbox_region,
@@ -44,11 +45,17 @@ class ImageReadError(ValueError):
     """An input image cannot be read (missing, corrupt, truncated or not an image)."""
 
 
-def list_images(inputs: Sequence) -> list:
+def list_images(inputs: Sequence, missing: Optional[list] = None) -> list:
     """Expands files and folders (their images, sorted, not recursive) into a list of paths.
 
+    Args:
+        inputs: image files and folders.
+        missing: optional list. When given, paths that do not exist are appended to it instead
+            of raising (``--skip-bad``).
+
     Raises:
-        FileNotFoundError: a path does not exist, or a folder holds no image.
+        FileNotFoundError: a path does not exist (unless ``missing`` is given), or a folder
+            holds no image.
     """
     paths = []
     for item in inputs:
@@ -64,6 +71,8 @@ def list_images(inputs: Sequence) -> list:
             paths += found
         elif os.path.isfile(item):
             paths.append(item)
+        elif missing is not None:
+            missing.append(item)
         else:
             raise FileNotFoundError(f"Image not found: {item}")
     return paths
@@ -77,7 +86,7 @@ def read_image(path) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 im.load()
-                return im.convert("RGB")
+                return to_rgb8(im)  # 16-bit and float images scaled, not clipped
     except FileNotFoundError:
         raise ImageReadError(f"Image not found: {path}") from None
     except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, ... on bad files
@@ -196,8 +205,10 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
         ``overlay`` (file name or None).
 
     Raises:
-        ImageReadError: an image cannot be read (names it), unless ``skip_bad``.
-        FileNotFoundError: a path does not exist.
+        ImageReadError: an image cannot be read (names it), unless ``skip_bad``; with
+            ``skip_bad``, when no input at all could be read.
+        FileNotFoundError: a path does not exist, unless ``skip_bad`` (then listed under
+            ``skipped``).
 
     Example:
 
@@ -220,11 +231,13 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
         model, _, run_dir = load_pose_model(model)
     sk = model_skeleton(model, run_dir=run_dir, skeleton=skeleton)
     size = model_input_size(model)
-    files = list_images(paths)
+    missing = [] if skip_bad else None
+    files = list_images(paths, missing=missing)
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     names = _unique_names(files)
-    results, skipped = [], []
+    results = []
+    skipped = [{"image": path, "reason": f"Image not found: {path}"} for path in missing or []]
     bar = tqdm(total=len(files), desc="predict", unit="img", disable=not progress or len(files) < 2)
     try:
         for start in range(0, len(files), batch_size):
@@ -270,6 +283,10 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
                 bar.update(1)
     finally:
         bar.close()
+    if not results and skipped:
+        raise ImageReadError(
+            f"None of the {len(skipped)} input(s) could be read (e.g. {skipped[0]['reason']}); "
+            "nothing was predicted.")
     _write_json(os.path.join(out_dir, "predictions.json"),
                 {"skeleton": sk.name, "keypoint_names": list(sk.keypoint_names),
                  "decoding": decoding, "images": results, "skipped": skipped})

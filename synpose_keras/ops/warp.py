@@ -59,7 +59,8 @@ def grid_sample(image, grid):
     Args:
         image: float tensor of shape ``(B, H, W, C)``.
         grid: float tensor of shape ``(B, h, w, 2)``. (x, y) sampling positions in [-1, 1];
-            values outside are allowed (zero padding).
+            values outside are allowed (zero padding); a NaN position reads NaN (never an
+            out-of-range gather index).
 
     Returns:
         Tensor of shape ``(B, h, w, C)``, in ``image``'s floating dtype (float32 for integer
@@ -116,7 +117,12 @@ def grid_sample(image, grid):
         & (cy >= 0.0)
         & (cy <= ops.cast(height - 1, dtype))
     )
-    weight = ops.where(inside, weight, ops.zeros_like(weight))
+    # NaN coordinates (diverged weights upstream) give NaN outputs, so the loss shows the
+    # divergence, and are never used as gather indices (a NaN cast to int is out of range)
+    nan = ops.isnan(cx) | ops.isnan(cy)
+    weight = ops.where(inside | nan, weight, ops.zeros_like(weight))
+    cx = ops.where(nan, ops.zeros_like(cx), cx)
+    cy = ops.where(nan, ops.zeros_like(cy), cy)
     ix = ops.cast(ops.clip(cx, 0.0, ops.cast(width - 1, dtype)), "int32")
     iy = ops.cast(ops.clip(cy, 0.0, ops.cast(height - 1, dtype)), "int32")
     # batch index b, from the tensor itself so that an unknown (symbolic) batch size works too

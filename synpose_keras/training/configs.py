@@ -590,5 +590,20 @@ def save_config(config: TrainConfig, path: str) -> None:
 
 
 def load_config(path: str) -> TrainConfig:
-    with open(path) as f:
-        return TrainConfig.from_dict(json.load(f)).validate()
+    """Reads a config written by :func:`save_config`.
+
+    Raises:
+        ValueError: the file is empty or not valid JSON (names it).
+    """
+    import os
+
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except ValueError as err:
+        what = "is empty (0 bytes)" if os.path.getsize(path) == 0 else f"is not valid JSON ({err})"
+        raise ValueError(
+            f"{path} {what}; expected the resolved config synpose train writes there. Restore it "
+            "from a copy, or start a new run with another --out."
+        ) from err
+    return TrainConfig.from_dict(data).validate()

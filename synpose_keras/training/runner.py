@@ -40,7 +40,7 @@ from synpose_keras.training.configs import TrainConfig
 
 
 class TrainingDivergedError(RuntimeError):
-    """A NaN or inf loss; the last good checkpoint is kept."""
+    """A NaN or inf loss or weight; the last good (verified finite) checkpoint is kept."""
 
 
 class RunConfigError(ValueError):
@@ -64,10 +64,24 @@ def _json_default(value):
 
 
 def _read_json(path: str, default=None):
+    """The JSON content of ``path``, ``default`` when it does not exist.
+
+    Raises:
+        RunConfigError: the file is empty or not valid JSON (names it and how to recover).
+    """
     if not os.path.exists(path):
         return default
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as err:
+        size = os.path.getsize(path)
+        what = "is empty (0 bytes)" if size == 0 else f"is not valid JSON ({err})"
+        raise RunConfigError(
+            f"{path} {what}; expected the JSON file synpose train writes there. It was probably "
+            "cut short by a full disk or a crash. Restore it from a copy, or delete the stage "
+            "folder (or the run folder for config.json/state.json) to redo that part."
+        ) from err
 
 
 def _save_model(model: keras.Model, path: str) -> None:
@@ -84,6 +98,27 @@ def _checkpoint_root_children(path: str) -> set:
     reader = tf.train.load_checkpoint(path)
     graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
     return {child.local_name for child in graph.nodes[0].children}
+
+
+def nonfinite_variables(variables) -> list:
+    """Paths of the floating-point variables that hold a NaN or inf (empty when all finite)."""
+    bad = []
+    for variable in variables:
+        if not tf.as_dtype(variable.dtype).is_floating:
+            continue
+        if not bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(variable)))):
+            bad.append(getattr(variable, "path", None) or getattr(variable, "name", "?"))
+    return bad
+
+
+def nonfinite_checkpoint_tensors(path: str) -> list:
+    """Names of the floating-point tensors of checkpoint ``path`` that hold a NaN or inf."""
+    reader = tf.train.load_checkpoint(path)
+    bad = []
+    for name, dtype in reader.get_variable_to_dtype_map().items():
+        if dtype.is_floating and not np.all(np.isfinite(reader.get_tensor(name))):
+            bad.append(name)
+    return bad
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -167,44 +202,76 @@ def check_data(config: TrainConfig, source: str, target: str) -> dict:
 class _StageCallback(keras.callbacks.Callback):
     """Learning-rate schedule, NaN guard, periodic checkpoints and the epoch-end work.
 
-    The NaN check runs before any checkpoint of the same step, so a checkpoint never holds
-    diverged weights.
+    A step's loss is computed before its update, so a finite loss does not prove finite
+    weights: every checkpoint is written only after :meth:`StageRunner.save` checked every
+    variable it holds (a checkpoint never holds NaN or inf), and the epoch-end work runs only on
+    finite weights. Non-finite values that make an op fail before any loss is seen (a gather
+    indexed by NaN keypoints) are caught by :meth:`StageRunner._fit`.
+
+    ``prior`` holds the running means of the interrupted epoch's steps before a resume
+    (``{"steps": n, "logs": {...}}``); the resumed epoch's history row averages all its steps.
     """
 
-    def __init__(self, runner: "StageRunner", first_step: int, history: list):
+    def __init__(self, runner: "StageRunner", first_step: int, history: list, prior=None):
         super().__init__()
         self.runner = runner
         self.first_step = first_step
         self.history = history
+        self.prior = prior if first_step > 0 else None
         self.epoch = None
+        self.last_step = first_step
         self.diverged = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
+        self.last_step = self.first_step
         if self.runner.lr_schedule is not None:
             self.model.optimizer.learning_rate.assign(self.runner.lr_schedule(epoch))
+
+    def _epoch_logs(self, logs, steps) -> dict:
+        """This fit's running means over ``steps`` steps, merged with the steps before a resume."""
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        if not self.prior or not self.prior.get("steps"):
+            return logs
+        n1, n2 = int(self.prior["steps"]), int(steps)
+        merged = dict(logs)
+        for key, value in self.prior.get("logs", {}).items():
+            if key in logs and n1 + n2 > 0:
+                merged[key] = (float(value) * n1 + logs[key] * n2) / (n1 + n2)
+        return merged
+
+    def _stop(self, epoch, step):
+        self.diverged = (epoch, step)
+        self.model.stop_training = True
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.first_step + batch + 1
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            self.diverged = (self.epoch, step)
-            self.model.stop_training = True
+            self._stop(self.epoch, step)
             return
+        self.last_step = step
         every = self.runner.checkpoint_every
         if every and step % every == 0 and step < self.runner.iterations:
-            self.runner.save(self.epoch, step)
+            partial = {"steps": step, "logs": self._epoch_logs(logs, batch + 1)}
+            if not self.runner.save(self.epoch, step, epoch_logs=partial):
+                self._stop(self.epoch, step)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.diverged is not None:
             return
+        if self.runner.nonfinite():
+            self._stop(epoch, self.last_step)
+            return
+        logs = self._epoch_logs(logs, self.last_step - self.first_step)
         self.first_step = 0
-        logs = {k: float(v) for k, v in (logs or {}).items()}
+        self.prior = None
         if self.runner.on_epoch_end is not None:
             logs.update(self.runner.on_epoch_end(epoch, logs) or {})
         self.history.append({"epoch": epoch, **logs})
         _write_json(self.runner.history_path, self.history)
-        self.runner.save(epoch + 1, 0)
+        if not self.runner.save(epoch + 1, 0):
+            self._stop(epoch, self.last_step)
 
 
 # =============================================================================== one stage
@@ -244,6 +311,8 @@ class StageRunner:
         verbose: int. Keras progress bar (1) or silent (0).
         extra_state: callable() -> JSON state saved with each checkpoint, and
             restore_state: callable(state) to restore it.
+        lr_key: str. The config field of the stage's learning rate, named in the NaN guard's
+            advice. Defaults to ``"<name>.lr"``.
 
     The checkpoint holds every variable of ``model`` (which must be built, its optimizers too)
     and of the ``trackables``; see ``_StageVariables``.
@@ -253,8 +322,9 @@ class StageRunner:
 
     def __init__(self, name, run_dir, model, make_dataset, epochs, iterations, trackables=None,
                  on_epoch_end=None, lr_schedule=None, checkpoint_every=0, verbose=1,
-                 extra_state=None, restore_state=None, log=print):
+                 extra_state=None, restore_state=None, log=print, lr_key=None):
         self.name = name
+        self.lr_key = lr_key or f"{name}.lr"
         self.dir = os.path.join(run_dir, name)
         self.log_dir = os.path.join(run_dir, "logs", name)
         os.makedirs(self.dir, exist_ok=True)
@@ -270,7 +340,8 @@ class StageRunner:
         self.restore_state = restore_state
         self.log = log
         objects = {"model": model, "optimizer": model.optimizer}
-        objects.update(trackables or {})
+        self.trackables = dict(trackables or {})
+        objects.update(self.trackables)
         # the model must be built: its variables now are the ones every checkpoint holds
         self.stage_variables = _StageVariables(model)
         objects[self._VARIABLES_KEY] = self.stage_variables
@@ -279,8 +350,28 @@ class StageRunner:
         self.history_path = os.path.join(self.dir, "history.json")
 
     # ---------------------------------------------------------------------------- checkpoints
-    def save(self, epoch: int, step: int) -> None:
-        """Writes the checkpoint, then (atomically) the progress file that points to it."""
+    def _checked_variables(self) -> list:
+        """Every variable the checkpoint holds: the model's, its optimizer's, the trackables'."""
+        variables = list(self.model.variables)
+        seen = {id(v) for v in variables}
+        for obj in [self.model.optimizer, *self.trackables.values()]:
+            for variable in getattr(obj, "variables", []) or []:
+                if id(variable) not in seen:
+                    seen.add(id(variable))
+                    variables.append(variable)
+        return variables
+
+    def nonfinite(self) -> list:
+        """Paths of the stage's variables that hold NaN or inf (empty when every one is finite)."""
+        return nonfinite_variables(self._checked_variables())
+
+    def save(self, epoch: int, step: int, epoch_logs=None) -> bool:
+        """Verifies the weights, writes the checkpoint, then (atomically) the progress file that
+        points to it; the checkpoint before it is kept as a fallback, older ones are removed.
+
+        Returns False, writing nothing, when a variable holds NaN or inf (the previous
+        checkpoints stay the last good ones).
+        """
         if len(self.model.variables) != len(self.stage_variables.every):
             raise RuntimeError(
                 f"Stage '{self.name}': the stage model created variables after its StageRunner "
@@ -288,54 +379,133 @@ class StageRunner:
                 f"{len(self.model.variables)}); its checkpoint would miss them. Build every "
                 "weight (and the optimizers) before creating the runner."
             )
+        if self.nonfinite():
+            return False
         prefix = os.path.join(self.dir, f"ckpt-e{epoch:03d}-s{step:06d}")
         path = self.checkpoint.write(prefix)
+        tf.train.load_checkpoint(path)  # the index and data files are readable
         state = {"epoch": epoch, "step": step, "checkpoint": os.path.basename(path),
                  "time": time.time()}
         if self.extra_state is not None:
             state["extra"] = self.extra_state()
-        previous = _read_json(self.state_path)
+        if epoch_logs is not None:
+            state["epoch_logs"] = epoch_logs
+        try:
+            previous = _read_json(self.state_path)
+        except RunConfigError:  # a corrupt progress file: this save replaces it
+            previous = None
+        if previous and previous.get("checkpoint") == state["checkpoint"]:
+            previous = previous.get("previous")
+        if previous:
+            state["previous"] = {k: v for k, v in previous.items() if k != "previous"}
         _write_json(self.state_path, state)
-        if previous and previous.get("checkpoint") != state["checkpoint"]:
-            self._remove(previous["checkpoint"])
-
-    def _remove(self, name: str) -> None:
+        keep = {state["checkpoint"], (state.get("previous") or {}).get("checkpoint")}
         for fname in os.listdir(self.dir):
-            if fname.startswith(name + ".") or fname == name:
+            if fname.startswith("ckpt-") and fname.split(".")[0] not in keep:
                 os.remove(os.path.join(self.dir, fname))
+        return True
 
     def restore(self) -> tuple:
-        """Restores the last checkpoint; returns (epoch, step) to continue from."""
+        """Restores the last checkpoint; returns (epoch, step) to continue from (the running
+        means of the interrupted epoch's steps before it go to ``self.restored_epoch_logs``).
+
+        A checkpoint whose files were deleted is replaced by the previous one, when kept; an
+        unreadable one stops with how to recover.
+        """
+        self.restored_epoch_logs = None
         state = _read_json(self.state_path)
         if state is None:
             return 0, 0
         path = os.path.join(self.dir, state["checkpoint"])
-        if self._VARIABLES_KEY not in _checkpoint_root_children(path):
+        previous = state.get("previous")
+        if not os.path.exists(path + ".index") and not any(
+                f.startswith(state["checkpoint"] + ".") for f in os.listdir(self.dir)):
+            if previous and os.path.exists(os.path.join(self.dir, previous["checkpoint"] + ".index")):
+                self.log(f"[{self.name}] {path} was deleted: resuming from the previous "
+                         f"checkpoint {previous['checkpoint']}")
+                state, path = previous, os.path.join(self.dir, previous["checkpoint"])
+                previous = None
+            else:
+                raise RunConfigError(
+                    f"The checkpoint {path} named by {self.state_path} is missing (no "
+                    f"{state['checkpoint']}.index). Delete {self.dir} and rerun with --resume "
+                    f"to restart stage '{self.name}' from its start."
+                )
+        configured = self._learning_rates()
+        try:
+            children = _checkpoint_root_children(path)
+            if self._VARIABLES_KEY not in children:
+                raise RunConfigError(
+                    f"The checkpoint {path} was written by an older synpose_keras that did not "
+                    f"save every variable of the stage (BatchNorm statistics, the teacher's "
+                    f"head); resuming from it would not continue the same run. Delete {self.dir} "
+                    f"and rerun with --resume to restart stage '{self.name}' from its start."
+                )
+            status = self.checkpoint.read(path)
+            # every saved value has a live variable (an optimizer not built yet would silently
+            # drop its slots) and every live object got a value
+            status.assert_consumed()
+        except RunConfigError:
+            raise
+        except (tf.errors.OpError, IndexError, ValueError, KeyError, AssertionError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            if previous:
+                advice = (f"The previous checkpoint {previous['checkpoint']} (epoch "
+                          f"{previous['epoch'] + 1}, step {previous['step']}) is kept: delete "
+                          f"{path}.* and rerun with --resume to continue from it, or delete "
+                          f"{self.dir} to restart stage '{self.name}'.")
+            else:
+                advice = (f"Delete {self.dir} and rerun with --resume to restart stage "
+                          f"'{self.name}' from its start.")
             raise RunConfigError(
-                f"The checkpoint {path} was written by an older synpose_keras that did not save "
-                f"every variable of the stage (BatchNorm statistics, the teacher's head); "
-                f"resuming from it would not continue the same run. Delete {self.dir} and "
-                f"rerun with --resume to restart stage '{self.name}' from its start."
-            )
-        status = self.checkpoint.read(path)
-        # every saved value has a live variable (an optimizer not built yet would silently drop
-        # its slots) and every live object got a value
-        status.assert_consumed()
+                f"The checkpoint {path} of stage '{self.name}' cannot be read "
+                f"({type(err).__name__}: {reason}); expected the index and data files "
+                f"tf.train.Checkpoint writes (a crash or a full disk can cut them short). "
+                f"{advice}"
+            ) from err
+        self._apply_configured_learning_rates(configured)
         if self.restore_state is not None and "extra" in state:
             self.restore_state(state["extra"])
         self.log(f"[{self.name}] resumed from epoch {state['epoch'] + 1}, step {state['step']}")
+        self.restored_epoch_logs = state.get("epoch_logs")
         return state["epoch"], state["step"]
+
+    def _optimizers(self) -> list:
+        return [obj for obj in [self.model.optimizer, *self.trackables.values()]
+                if isinstance(obj, keras.optimizers.Optimizer)]
+
+    def _learning_rates(self) -> list:
+        """(optimizer, configured rate) for optimizers with a plain (variable) learning rate."""
+        out = []
+        for optimizer in self._optimizers():
+            rate = getattr(optimizer, "_learning_rate", None)
+            if isinstance(rate, keras.Variable):
+                out.append((optimizer, float(rate.numpy())))
+        return out
+
+    def _apply_configured_learning_rates(self, configured) -> None:
+        """A checkpoint restores the optimizer's rate; the run's (possibly overridden, see
+        ``--resume --set``) configuration decides it from the next step on. Stages with a
+        schedule get theirs at the start of each epoch."""
+        if self.lr_schedule is not None:
+            return
+        for optimizer, rate in configured:
+            restored = float(optimizer._learning_rate.numpy())
+            if restored != rate:
+                optimizer._learning_rate.assign(rate)
+                self.log(f"[{self.name}] learning rate {restored:g} -> {rate:g} (configuration)")
 
     # ---------------------------------------------------------------------------- the loop
     def run(self, resume: bool) -> list:
         """Trains the remaining epochs; one ``fit`` call (two when resuming mid-epoch), so the
         step function is traced once per call, not once per epoch."""
         epoch, step = self.restore() if resume else (0, 0)
+        partial = self.restored_epoch_logs if resume else None
         history = _read_json(self.history_path, []) if resume else []
         history = [row for row in history if row["epoch"] < epoch]
-        if step > 0:  # finish the interrupted epoch first
+        if step > 0 and epoch < self.epochs:  # finish the interrupted epoch first
             dataset = self.make_dataset(epoch).take(self.iterations).skip(step)
-            self._fit(dataset, epoch, epoch + 1, self.iterations - step, step, history)
+            self._fit(dataset, epoch, epoch + 1, self.iterations - step, step, history, partial)
             epoch += 1
         if epoch < self.epochs:
             dataset = self.make_dataset(epoch).take(self.iterations)
@@ -344,24 +514,36 @@ class StageRunner:
             self._fit(dataset, epoch, self.epochs, self.iterations, 0, history)
         return history
 
-    def _fit(self, dataset, first_epoch, end_epoch, steps, first_step, history):
-        callback = _StageCallback(self, first_step, history)
+    def _fit(self, dataset, first_epoch, end_epoch, steps, first_step, history, prior=None):
+        callback = _StageCallback(self, first_step, history, prior)
         tensorboard = keras.callbacks.TensorBoard(self.log_dir, write_graph=False)
         if self.verbose:
             self.log(f"[{self.name}] epochs {first_epoch + 1}-{end_epoch} of {self.epochs}, "
                      f"{self.iterations} iterations each")
-        self.model.fit(dataset, steps_per_epoch=steps, initial_epoch=first_epoch,
-                       epochs=end_epoch, callbacks=[callback, tensorboard], verbose=self.verbose,
-                       shuffle=False)
+        try:
+            self.model.fit(dataset, steps_per_epoch=steps, initial_epoch=first_epoch,
+                           epochs=end_epoch, callbacks=[callback, tensorboard],
+                           verbose=self.verbose, shuffle=False)
+        except tf.errors.InvalidArgumentError:
+            # an op refused non-finite inputs (e.g. a gather indexed by NaN keypoints) before
+            # any loss was seen: divergence if the weights hold NaN or inf, else a real error
+            if not self.nonfinite():
+                raise
+            callback.diverged = (callback.epoch if callback.epoch is not None else first_epoch,
+                                 callback.last_step + 1)
         if callback.diverged is not None:
             epoch, bad_step = callback.diverged
             state = _read_json(self.state_path) or {}
             good = (state.get("step", 0) if state.get("epoch") == epoch else 0)
+            kept = (f"The last good checkpoint is kept ({state['checkpoint']}, every weight "
+                    "checked finite before it was written)" if state.get("checkpoint") else
+                    "The stage had no checkpoint with finite weights yet; it restarts")
             raise TrainingDivergedError(
-                f"Stage '{self.name}': the loss became NaN or inf between step {good} and step "
-                f"{bad_step} of epoch {epoch + 1}. The last good checkpoint is kept "
-                f"({state.get('checkpoint', 'none: the stage had not saved one yet')}); lower the "
-                "learning rate (--set ...lr=...) and rerun with --resume."
+                f"Stage '{self.name}': the loss or the weights became NaN or inf between step "
+                f"{good} and step {bad_step} of epoch {epoch + 1}. {kept}. Lower the learning "
+                f"rate and continue: synpose train --out {os.path.dirname(self.dir)} --resume "
+                f"--set {self.lr_key}=<smaller> (applied from the next step on and recorded in "
+                "config.json)."
             )
 
 

@@ -52,6 +52,10 @@ def build_predictor(config: TrainConfig) -> PosePredictor:
 
 
 def _load(path: str):
+    """Loads a stage output; an empty or truncated ``.keras`` file is one clear error."""
+    from synpose_keras.inference.loading import check_keras_archive
+
+    check_keras_archive(path)
     return keras.models.load_model(path)
 
 
@@ -64,26 +68,82 @@ class Trainer:
         resume: bool. Continue the run in ``run_dir`` from its checkpoints.
         verbose: int. 1 shows Keras progress bars.
         log: callable for messages.
+        overrides: optional dict. With ``resume``, the dotted-path overrides given now
+            (``{"adapt.lr": "1e-4"}``); None compares ``config`` with the saved one instead.
+            Applied from the next step on and recorded in ``config.json``, or refused
+            (:mod:`synpose_keras.training.resume_overrides`); never ignored.
     """
 
     def __init__(self, config: TrainConfig, run_dir: str, resume: bool = False, verbose: int = 1,
-                 log: Callable = print, checkpoint_every: int = 50):
+                 log: Callable = print, checkpoint_every: int = 50, overrides=None):
         self.run_dir = os.path.abspath(run_dir)
+        self.log = log
+        self.resume_changes = None
         config_path = os.path.join(self.run_dir, "config.json")
         if resume and os.path.exists(config_path):
-            saved = load_config(config_path)
-            # the saved run decides everything but which stages to run now
-            saved.stages = config.stages
-            config = saved
+            config = self._resumed_config(load_config(config_path), config, overrides)
         self.config = config.validate()
         if config.strategy != "multiworker":  # a worker checks once it knows its folder
             self._refuse_existing_run(resume)
         self.resume = resume
         self.verbose = verbose
-        self.log = log
         self.checkpoint_every = checkpoint_every
         self.skeleton = get_skeleton(config.task)
         os.makedirs(self.run_dir, exist_ok=True)
+
+    def _resumed_config(self, saved: TrainConfig, given: TrainConfig, overrides) -> TrainConfig:
+        """The saved run's config with the overrides given with ``--resume`` applied (or
+        refused); ``--stages`` decides which stages run now."""
+        from synpose_keras.training.methods import ADAPTING_METHODS
+        from synpose_keras.training.resume_overrides import (
+            config_differences,
+            resolve_resume_overrides,
+        )
+
+        if overrides is None:
+            overrides = config_differences(saved, given)
+        saved.stages = given.stages
+        run_stages = tuple(method_stages(saved.method, saved.stages))
+        if (saved.method in ADAPTING_METHODS and saved.adapt.source_only_reference
+                and "adapt" in saved.stages):
+            run_stages += ("source-only",)
+        completed = _read_json(os.path.join(self.run_dir, "state.json"),
+                               {"completed": []})["completed"]
+        positions = {}
+        for stage in run_stages:
+            progress = _read_json(os.path.join(self.run_dir, stage.replace("-", "_"),
+                                               "progress.json"))
+            if progress is not None:
+                positions[stage] = (progress["epoch"], progress["step"])
+        config, changes, reopen = resolve_resume_overrides(saved, overrides, completed,
+                                                           run_stages, positions)
+        config.stages = given.stages
+        if changes:
+            self.resume_changes = (changes, positions, reopen)
+        return config
+
+    def _save_config(self) -> None:
+        """``RUN/config.json``: the config, and the history of the overrides applied on resume."""
+        from synpose_keras.training.resume_overrides import record
+
+        path = self._path("config.json")
+        before = _read_json(path, {}) if self.resume else {}
+        save_config(self.config, path)
+        raw = _read_json(path)
+        if before.get("resume_overrides"):
+            raw["resume_overrides"] = before["resume_overrides"]
+        if self.resume_changes is not None:
+            changes, positions, reopen = self.resume_changes
+            raw = record(raw, changes, positions, reopen)
+            state = self._state()
+            state["completed"] = [s for s in state["completed"] if s not in reopen]
+            _write_json(self.state_path, state)
+            for key, (old, new) in changes.items():
+                self.log(f"--resume: {key} {old!r} -> {new!r}, from the next step on "
+                         "(recorded in config.json)")
+            for stage in reopen:
+                self.log(f"--resume: stage '{stage}' is extended from its last checkpoint")
+        _write_json(path, raw)
 
     def _refuse_existing_run(self, resume: bool) -> None:
         if not resume and os.path.exists(os.path.join(self.run_dir, "state.json")):
@@ -147,14 +207,21 @@ class Trainer:
 
     # ------------------------------------------------------------------------ main
     def run(self) -> dict:
-        import tensorflow as tf
+        """Runs the stages while holding the run folder's lock (``RUN/.lock``): a second
+        process training the same folder is refused with the holder named."""
+        from synpose_keras.locking import folder_lock
 
         self.strategy = make_strategy(self.config.strategy)
         self._select_worker_folder()
+        with folder_lock(self._path(".lock"), f"synpose train --out {self.run_dir}",
+                         log=self.log):
+            return self._run_locked()
+
+    def _run_locked(self) -> dict:
         self.resolve_data()
-        save_config(self.config, self._path("config.json"))
         if not os.path.exists(self.state_path):
             _write_json(self.state_path, {"completed": []})
+        self._save_config()
         if self.config.mixed_precision:
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
         completed = self._state()["completed"]
@@ -204,7 +271,8 @@ class Trainer:
             runner = self._runner("source_only", stage, adapt_dataset_fn("source-only", c),
                                   a.epochs, a.iterations,
                                   lr_schedule=lr_with_milestones(c.source_only.lr,
-                                                                 c.source_only.lr_milestones))
+                                                                 c.source_only.lr_milestones),
+                                  lr_key="source_only.lr")
             runner.run(self.resume)
             _save_model(student, self._path("source_only", "pose_predictor.keras"))
             return
@@ -218,7 +286,8 @@ class Trainer:
         runner = self._runner("source_only", stage,
                               lambda e: stage_data.source_reference_dataset(c, c.source, e),
                               a.epochs, a.iterations,
-                              lr_schedule=lr_with_milestones(a.lr, a.lr_milestones))
+                              lr_schedule=lr_with_milestones(a.lr, a.lr_milestones),
+                              lr_key="adapt.lr")
         runner.run(self.resume)
         _save_model(stage.teacher, self._path("source_only", "pose_predictor.keras"))
 
@@ -288,6 +357,7 @@ class Trainer:
 
     def stage_pretrain(self) -> None:
         from synpose_keras.training.methods import pretrain_settings
+        from synpose_keras.training.methods.registry import pretraining_kind
 
         c = self.config
         # restyled for ours and UniFrame; plain ERM for source-only, RegDA and CC-SSL
@@ -304,7 +374,8 @@ class Trainer:
             c.pretrain.epochs, c.pretrain.iterations,
             on_epoch_end=self._eval_callback(predictor),
             lr_schedule=(lr_with_milestones(lr, c.pretrain.lr_milestones)
-                         if c.pretrain.lr_milestones else None))
+                         if c.pretrain.lr_milestones else None),
+            lr_key="source_only.lr" if pretraining_kind(c.method) == "erm" else "pretrain.lr")
         runner.run(self.resume)
         _save_model(predictor, self._path("pretrain", "pose_predictor.keras"))
         if self.meta["source"].get("has_3d") and c.method != "oracle":
@@ -529,7 +600,7 @@ def _has_labelled_split(meta: dict, split: str) -> bool:
 
 
 def train(config: TrainConfig, run_dir: str, resume: bool = False, verbose: int = 1,
-          log: Callable = print, checkpoint_every: int = 50) -> dict:
+          log: Callable = print, checkpoint_every: int = 50, overrides=None) -> dict:
     """Runs ``config.stages`` in ``run_dir`` and returns the evaluation (see ``Trainer``)."""
     return Trainer(config, run_dir, resume=resume, verbose=verbose, log=log,
-                   checkpoint_every=checkpoint_every).run()
+                   checkpoint_every=checkpoint_every, overrides=overrides).run()

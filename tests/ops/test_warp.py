@@ -317,3 +317,15 @@ def test_anti_alias_downsample_matches_reference():
 def test_anti_alias_downsample_rejects_non_integer_factor():
     with pytest.raises(ValueError, match="scale=0.3"):
         anti_alias_downsample(np.zeros((1, 8, 8, 1), "float32"), 0.3)
+
+
+def test_grid_sample_nan_positions_read_nan_instead_of_failing():
+    """Diverged weights upstream give NaN keypoints; the gather must not see them as indices
+    (issue 18: InvalidArgumentError 'indices = -2147466496' in the warping module)."""
+    image = np.arange(2 * 4 * 5 * 3, dtype=np.float32).reshape(2, 4, 5, 3)
+    grid = np.zeros((2, 3, 3, 2), np.float32)
+    grid[0, 1, 1] = np.nan
+    grid[1, 2, 0, 1] = np.nan
+    out = np.asarray(grid_sample(image, grid))
+    nan = np.isnan(out).any(axis=-1)
+    assert nan[0, 1, 1] and nan[1, 2, 0] and nan.sum() == 2

@@ -66,3 +66,5 @@ def test_resume_mid_epoch_matches_uninterrupted_run(tiny_domains, tmp_path, monk
     h2 = json.loads((broken / "adapt" / "history.json").read_text())
     assert [r["epoch"] for r in h2] == [0, 1]
     assert h2[0]["loss"] == pytest.approx(h1[0]["loss"])
+    # the interrupted epoch's row averages all its steps, before and after the resume (issue 18)
+    assert h2[1]["loss"] == pytest.approx(h1[1]["loss"], rel=1e-2)

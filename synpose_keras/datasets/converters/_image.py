@@ -30,6 +30,42 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from synpose_keras.datasets.converters.base import BadSampleError
 
 
+_HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def to_rgb8(img: Image.Image) -> Image.Image:
+    """A Pillow image of any mode as 8-bit RGB, with high-bit-depth images *scaled*.
+
+    ``Image.convert("RGB")`` clips 16-bit, 32-bit integer and float images at 255 (a 16-bit
+    grayscale PNG becomes almost white). Here ``I;16*`` images are divided by 257
+    (65535 -> 255); ``I`` (32-bit integer) and ``F`` (float) images are read by their value
+    range: [0, 1] floats are multiplied by 255, values up to 255 kept, up to 65535 divided by
+    257, larger ranges scaled from their minimum and maximum. Every other mode (1, L, LA, P,
+    PA, RGB, RGBA, CMYK, YCbCr, ...) goes through Pillow's conversion (alpha is dropped).
+    """
+    if img.mode not in _HIGH_DEPTH_MODES:
+        return img if img.mode == "RGB" else img.convert("RGB")
+    values = np.asarray(img, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if img.mode.startswith("I;16"):
+        scaled = values / 257.0
+    elif finite.size == 0:
+        scaled = np.zeros_like(values)
+    else:
+        low, high = float(finite.min()), float(finite.max())
+        if img.mode == "F" and low >= 0.0 and high <= 1.0:
+            scaled = values * 255.0
+        elif low >= 0.0 and high <= 255.0:
+            scaled = values
+        elif low >= 0.0 and high <= 65535.0:
+            scaled = values / 257.0
+        else:
+            scaled = (values - low) * (255.0 / max(high - low, 1e-12))
+    scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
+    gray = np.clip(np.round(scaled), 0, 255).astype(np.uint8)
+    return Image.fromarray(np.repeat(gray[..., None], 3, axis=2), mode="RGB")
+
+
 def _read_bytes(path: str) -> bytes:
     """Reads a local file, or a ``scheme://`` path through ``tf.io.gfile``."""
     if "://" in str(path):
@@ -82,9 +118,7 @@ def load_image(path: str, allow_truncated: bool = False) -> np.ndarray:
     Raises:
         BadSampleError: naming ``path`` when the file is missing, truncated or not an image.
     """
-    img = _open_decoded(path, allow_truncated)
-    if img.mode != "RGB":
-        img = img.convert("RGB")
+    img = to_rgb8(_open_decoded(path, allow_truncated))
     arr = np.asarray(img, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise BadSampleError(f"{path}: expected an RGB image, got an array of shape {arr.shape}")

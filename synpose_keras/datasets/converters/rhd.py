@@ -213,16 +213,21 @@ class RHDConverter(Converter):
         anno_all = self._load_annotations(folder)
         out = []
         for sample_id, anno in anno_all.items():  # the release's order (TLlib's order)
-            arrays = _sample_arrays(anno)
             for h, hand in enumerate(_HANDS):
+                arrays = _sample_arrays(anno, h)
                 if arrays is not None and self.options["tllib_filter"]:
                     uv, vis = arrays[0], arrays[1]
                     rows = np.asarray(RHD_TO_HAND21) + 21 * h
-                    other = np.asarray(RHD_TO_HAND21) + 21 * (1 - h)
-                    if not keep_hand(uv[rows], vis[rows], uv[other]):
+                    other = uv[np.asarray(RHD_TO_HAND21) + 21 * (1 - h)]
+                    # a malformed other hand (NaN) covers only its finite keypoints
+                    other = other[np.all(np.isfinite(other), axis=1)]
+                    if not len(other):
+                        other = np.full((1, 2), -1e9)  # covers nothing
+                    if not keep_hand(uv[rows], vis[rows], other):
                         continue
-                # Malformed annotations (NaN, wrong shape) bypass the filter: their load() raises
-                # BadSampleError, so the writer stops or records the skip instead of hiding it.
+                # A malformed hand (NaN, wrong shape) bypasses the filter: its load() raises
+                # BadSampleError naming it, so the writer stops or records the skip instead of
+                # hiding it; the other hand of the sample is judged on its own.
                 source_id = f"{folder}/{int(sample_id):05d}/{hand}"
                 out.append(Item(source_id, functools.partial(
                     self._load, folder, sample_id, h, source_id)))
@@ -232,10 +237,10 @@ class RHDConverter(Converter):
         anno = self._load_annotations(folder)[sample_id]
         ann_file = os.path.join(self.root, folder, f"anno_{folder}.pickle")
         where = f"{ann_file} sample {sample_id} ({_HANDS[hand]} hand)"
-        problem = _sample_problem(anno)
+        problem = _sample_problem(anno, hand)
         if problem:
             raise BadSampleError(f"{where}: {problem}")
-        uv_vis_uv, vis, xyz, k = _sample_arrays(anno)
+        uv_vis_uv, vis, xyz, k = _sample_arrays(anno, hand)
         rows = list(np.asarray(RHD_TO_HAND21) + 21 * hand)
         keypoints = check_keypoints(uv_vis_uv[rows], 21, where)
         visible = vis[rows].astype(np.float32)
@@ -273,9 +278,10 @@ class RHDConverter(Converter):
         }
 
 
-def _sample_arrays(anno) -> Optional[tuple]:
-    """(uv (42, 2), visible (42,), xyz (42, 3), K (3, 3)), or None when malformed / non-finite."""
-    return None if _sample_problem(anno) else (
+def _sample_arrays(anno, hand: Optional[int] = None) -> Optional[tuple]:
+    """(uv (42, 2), visible (42,), xyz (42, 3), K (3, 3)), or None when malformed or when
+    ``hand``'s rows (both hands when None) are non-finite."""
+    return None if _sample_problem(anno, hand) else (
         np.asarray(anno["uv_vis"], np.float64)[:, :2],
         np.asarray(anno["uv_vis"], np.float64)[:, 2],
         np.asarray(anno["xyz"], np.float64),
@@ -283,8 +289,9 @@ def _sample_arrays(anno) -> Optional[tuple]:
     )
 
 
-def _sample_problem(anno) -> Optional[str]:
-    """What is wrong with one RHD annotation entry, or None."""
+def _sample_problem(anno, hand: Optional[int] = None) -> Optional[str]:
+    """What is wrong with one RHD annotation entry for ``hand`` (0 left, 1 right; None: both),
+    or None. Shapes concern both hands; NaN or inf only the hand whose rows hold them."""
     expected = {"uv_vis": (42, 3), "xyz": (42, 3), "K": (3, 3)}
     for key, shape in expected.items():
         try:
@@ -293,6 +300,9 @@ def _sample_problem(anno) -> Optional[str]:
             return f"missing or non-numeric field {key!r}"
         if value.shape != shape:
             return f"expected {key} of shape {shape}, got {value.shape}"
+        if hand is not None and key != "K":
+            value = value[21 * hand:21 * (hand + 1)]
         if not np.all(np.isfinite(value)):
-            return f"{key} contains NaN or inf"
+            where = f" (rows of the {_HANDS[hand]} hand)" if hand is not None and key != "K" else ""
+            return f"{key} contains NaN or inf{where}"
     return None

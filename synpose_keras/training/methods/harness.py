@@ -143,6 +143,8 @@ def run_method_adapt(trainer):
 
         kwargs["extra_state"] = lambda: {"round": int(stage.round.numpy())}
         kwargs["restore_state"] = lambda state: stage.round.assign(int(state["round"]))
+    kwargs["lr_key"] = {"source-only": "source_only.lr", "oracle": "source_only.lr",
+                        "uniframe": "adapt.lr"}.get(method, f"{method}.lr")
     runner = trainer._runner("adapt", stage, adapt_dataset_fn(method, c), a.epochs, a.iterations,
                              on_epoch_end=on_epoch_end, **kwargs)
     runner.run(trainer.resume)

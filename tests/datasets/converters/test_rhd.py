@@ -147,29 +147,31 @@ def test_convert_end_to_end_with_crop(rhd, tmp_path):
 def test_bad_samples_stop_or_are_skipped_and_nothing_is_lost(tmp_path):
     root = str(tmp_path / "src")
     # training sample 1: truncated PNG (its left hand is kept); sample 3 (normally filtered out):
-    # NaN in uv -> both hands become items whose load raises BadSampleError.
+    # NaN in its left hand's uv -> the left hand becomes an item whose load raises BadSampleError
+    # naming the left hand; the right hand is judged by the filter on its own (issue 18).
     F.write_rhd(root, size=SIZE, seed=1, nan_sample=("training", 3),
                 truncate_sample=("training", 1))
     conv = RHDConverter(root)
     ids = [it.source_id for it in conv.items("train")]
     assert ids == ["training/00000/left", "training/00000/right", "training/00001/left",
-                   "training/00002/right", "training/00003/left", "training/00003/right"]
+                   "training/00002/right", "training/00003/left"]
     out = str(tmp_path / "out")
     with pytest.raises(BadSampleError, match=r"color[/\\]00001\.png"):
         convert(conv, out, records_per_shard=1, image_format="png", progress=False)
     # the two shards finished before the bad sample are kept on disk
     done = sorted(p for p in os.listdir(out) if p.endswith(".tfrecord"))
-    assert done == ["train-00000-of-00006.tfrecord", "train-00001-of-00006.tfrecord"]
+    assert done == ["train-00000-of-00005.tfrecord", "train-00001-of-00005.tfrecord"]
     assert not os.path.exists(os.path.join(out, "meta.json"))
 
     meta = convert(conv, out, records_per_shard=1, image_format="png", skip_bad=True,
                    progress=False)
     assert meta["counts"] == {"train": 3, "test": 3}
     skipped = {s["source_id"]: s["reason"] for s in meta["skipped"]["train"]}
-    assert sorted(skipped) == ["training/00001/left", "training/00003/left",
-                               "training/00003/right"]
+    assert sorted(skipped) == ["training/00001/left", "training/00003/left"]
     assert "00001.png" in skipped["training/00001/left"]
     assert "NaN" in skipped["training/00003/left"]
+    assert "left hand" in skipped["training/00003/left"]
+    assert "right hand" not in skipped["training/00003/left"]
     got = [r["source_id"].decode() for r in load_records(out, "train").as_numpy_iterator()]
     assert sorted(got) == ["training/00000/left", "training/00000/right", "training/00002/right"]
 
@@ -183,8 +185,9 @@ def test_truncated_image_and_nan_raise_bad_sample(tmp_path):
         conv.items("train")[0].load()
     bad = [it for it in conv.items("test") if it.source_id.startswith("evaluation/00000")]
     assert [it.source_id for it in bad] == ["evaluation/00000/left", "evaluation/00000/right"]
-    with pytest.raises(BadSampleError, match="NaN"):
+    with pytest.raises(BadSampleError, match=r"NaN.*left hand"):
         bad[0].load()
+    assert bad[1].load().view == "right"  # the NaN is in the left hand only (issue 18)
 
 
 def test_missing_annotation_file_is_named(rhd, tmp_path):
