@@ -9,7 +9,11 @@ seed (``synpose train --method oracle``), in its own run ``OUT/seed<S>/oracle``.
 =====================  ======================  ============================================
 variant                folder                  adaptation
 =====================  ======================  ============================================
-source-only            source-only             L_src only (same iterations, no target data)
+source-only            source-only             L_src only (same iterations; the target's
+                                               student views still pass through the
+                                               student's BatchNorm, without a loss —
+                                               ``synpose train``'s source-only reference
+                                               sees no target image)
 baseline               baseline                + 2D pseudo-labels (M_2D: the 50% most
                                                confident), no reconstruction
 +pseudo                plus_pseudo             + integrated 2D/3D pseudo-labels, no rec
@@ -108,7 +112,8 @@ class Variant:
 
 VARIANTS = {v.name: v for v in (
     Variant("source-only", "source-only", {"adapt.pseudo": "none", "adapt.rec": False},
-            "L_src only for the same iterations (no target data)"),
+            "L_src only for the same iterations (target images pass through the student's "
+            "BatchNorm without a loss; synpose train's source-only reference sees none)"),
     Variant("baseline", "baseline", {"adapt.pseudo": "2d", "adapt.rec": False},
             "+ 2D pseudo-labels (M_2D, the 50% most confident), no reconstruction"),
     Variant("+pseudo", "plus_pseudo", {"adapt.pseudo": "integrated", "adapt.rec": False},
