@@ -1,4 +1,8 @@
-"""The ``synpose`` command line: thin typer wrappers around library functions."""
+"""The ``synpose`` command line: thin typer wrappers around library functions.
+
+Importing this module (and answering ``--help``) does not load TensorFlow or Keras: each command
+imports what it needs when it runs.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,19 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", help="Show TensorFlow's start-up and "
+                                 "CUDA/oneDNN log lines (hidden by default)."),
+) -> None:
+    """Synthetic-to-real pose adaptation with geometric reconstruction (Keras 3)."""
+    from synpose_keras.cli.quiet import configure_logging
+
+    configure_logging(verbose)
+
+
 app.add_typer(convert_app, name="convert")
 app.command("train")(train_command)
 app.command("ablate")(ablate_command)
@@ -31,3 +48,7 @@ app.command("report")(report_command)
 
 def main() -> None:  # console-script entry point
     app()
+
+
+if __name__ == "__main__":
+    main()

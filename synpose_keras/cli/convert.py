@@ -11,9 +11,11 @@ import inspect
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
+
+from synpose_keras.cli.choices import Task
 
 from synpose_keras.datasets.converters import load_all
 
@@ -52,7 +54,8 @@ def _common_parameters() -> list:
 
 
 def _option_parameter(option) -> inspect.Parameter:
-    annotation = option.type if option.default is not None else Optional[option.type]
+    kind = Literal[tuple(option.choices)] if option.choices else option.type
+    annotation = kind if option.default is not None else Optional[kind]
     return _P(option.name, _P.KEYWORD_ONLY, annotation=annotation,
               default=typer.Option(option.default, help=option.help))
 
@@ -119,7 +122,7 @@ for _name, _cls in sorted(load_all().items()):
 @convert_app.command("synthetic")
 def convert_synthetic(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (source/ and target/)."),
-    task: str = typer.Option("hand", help="hand (Hand21) or body (Body16)."),
+    task: Task = typer.Option("hand", help="hand (Hand21) or body (Body16)."),
     seed: int = typer.Option(0, help="Same seed, same bytes."),
     image_size: int = typer.Option(128, help="Side of the square images."),
     source_train: int = typer.Option(2000, help="Source 'train' images."),

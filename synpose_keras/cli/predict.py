@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from synpose_keras.cli.choices import Decoding, SkeletonName
+
 
 def predict_command(
     model: Path = typer.Argument(..., help="A .keras model, or a RUN folder of `synpose train`."),
@@ -16,14 +18,14 @@ def predict_command(
     crop: bool = typer.Option(False, "--crop/--no-crop", help="Second pass on the square crop "
                               "around the first pass's keypoints (1.5 x their box), the framing "
                               "the model was trained on. Default: the whole image, letterboxed."),
-    skeleton: Optional[str] = typer.Option(None, help="hand21 or body16 (default: from the run "
+    skeleton: Optional[SkeletonName] = typer.Option(None, help="hand21 or body16 (default: from the run "
                                            "or the model's keypoint count)."),
     batch_size: int = typer.Option(8, help="Images per forward pass."),
     overlays: bool = typer.Option(True, "--overlays/--no-overlays", help="Write overlay PNGs."),
     min_score: float = typer.Option(0.0, help="Hide keypoints scoring below this."),
     skip_bad: bool = typer.Option(False, help="Skip unreadable images instead of stopping."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    decoding: str = typer.Option("dark", help="Heatmap decoding: dark (argmax refined to "
+    decoding: Decoding = typer.Option("dark", help="Heatmap decoding: dark (argmax refined to "
                                  "sub-pixel precision, Zhang et al. CVPR 2020; default) or "
                                  "argmax (the PCK protocol's integer heatmap cells). Recorded "
                                  "in the JSON."),

@@ -9,6 +9,8 @@ from typing import Optional
 
 import typer
 
+from synpose_keras.cli.choices import Method, Preset, PseudoMode, Strategy, Task
+
 
 @contextlib.contextmanager
 def exit_on_run_errors():
@@ -40,21 +42,21 @@ def parse_sets(items) -> dict:
 
 def train_command(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (checkpoints, logs, results)."),
-    task: Optional[str] = typer.Option(None, help="hand (Hand21, the default) or body (Body16)."),
+    task: Optional[Task] = typer.Option(None, help="hand (Hand21, the default) or body (Body16)."),
     source: Optional[Path] = typer.Option(None, help="Converted source (synthetic) dataset."),
     target: Optional[Path] = typer.Option(None, help="Converted target (real) dataset."),
-    preset: Optional[str] = typer.Option(None, help="demo (CPU-sized, the default), paper "
+    preset: Optional[Preset] = typer.Option(None, help="demo (CPU-sized, the default), paper "
                                          "(ResNet-101, GPUs) or tiny."),
-    method: Optional[str] = typer.Option(None, help="ours (the default), source-only, uniframe, ccssl, regda, or oracle (trained on the target's labels: the ceiling)."),
+    method: Optional[Method] = typer.Option(None, help="ours (the default), source-only, uniframe, ccssl, regda, or oracle (trained on the target's labels: the ceiling)."),
     stages: Optional[str] = typer.Option(
         None, help="Comma-separated subset of style,pretrain,generator,adapt (default: all)."),
-    pseudo: Optional[str] = typer.Option(
+    pseudo: Optional[PseudoMode] = typer.Option(
         None, help="Pseudo-label masks: integrated, independent, union, 2d, 3d or none."),
     rec: Optional[bool] = typer.Option(None, "--rec/--no-rec",
                                        help="Geometric reconstruction loss (default: on)."),
     seed: Optional[int] = typer.Option(None, help="Run seed (initialisation, data order, "
                                        "augmentation). Default: 0."),
-    strategy: Optional[str] = typer.Option(None, help="default (the default), mirrored (several "
+    strategy: Optional[Strategy] = typer.Option(None, help="default (the default), mirrored (several "
                                            "GPUs) or multiworker (several machines, TF_CONFIG)."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoints. "
                                 "Options and --set given with it change the saved run from the "

@@ -192,7 +192,8 @@ class COCOConverter(Converter):
     has_3d = False
     splits = ("train", "test")
     OPTIONS = (
-        Option("task", str, "body", "Skeleton: 'body' (Body16) or 'hand' (Hand21)."),
+        Option("task", str, "body", "Skeleton: 'body' (Body16) or 'hand' (Hand21).",
+               choices=("body", "hand")),
         Option("train_json", str, "annotations/person_keypoints_train2017.json",
                "Annotation JSON of the train split, relative to SRC ('' = none)."),
         Option("test_json", str, "annotations/person_keypoints_val2017.json",

@@ -147,7 +147,8 @@ class FramesConverter(Converter):
     has_3d = False
     splits = ("train", "test")
     OPTIONS = (
-        Option("task", str, "hand", "Skeleton of the records: 'hand' (Hand21) or 'body' (Body16)."),
+        Option("task", str, "hand", "Skeleton of the records: 'hand' (Hand21) or 'body' (Body16).",
+               choices=("hand", "body")),
         Option("every", int, 1, "Keep every n-th frame of each sequence."),
         Option("test_fraction", float, 0.0, "Hold out about this fraction of frames (whole sequences) as 'test'."),
         Option("seed", int, 42, "Seed of the sequence shuffle used by --test-fraction."),
