@@ -65,12 +65,17 @@ def train_command(
         None, "--set", help="Override any config field: --set adapt.lr=3e-4 (repeatable)."),
     checkpoint_every: int = typer.Option(50, help="Also checkpoint every N steps in an epoch."),
     quiet: bool = typer.Option(False, help="No progress bars."),
+    progress_every: Optional[int] = typer.Option(
+        None, min=1, help="A plain progress line every N steps (stage, epoch, step, losses, rate, "
+        "ETA). Default: Keras's bar on a terminal, about ten lines per epoch otherwise "
+        "(a log file)."),
 ) -> None:
     """Train with the staged method (style -> pretrain -> generator -> adapt), then evaluate."""
     from synpose_keras.metrics import format_table
     from synpose_keras.skeletons import get_skeleton
     from synpose_keras.training.configs import apply_overrides, get_preset
     from synpose_keras.metrics.table import gain_line
+    from synpose_keras.training.progress import format_wall_times
     from synpose_keras.training.train import train
 
     # only the options given explicitly: with --resume they are the changes asked for
@@ -93,7 +98,7 @@ def train_command(
             overrides["preset"] = preset
         result = train(config, str(out), resume=resume, verbose=0 if quiet else 1,
                        log=typer.echo, checkpoint_every=checkpoint_every,
-                       overrides=overrides if resume else None)
+                       overrides=overrides if resume else None, progress_every=progress_every)
     skeleton = get_skeleton(config.task)
     rows = {name: row["table"] for name, row in result["rows"].items()}
     if rows:
@@ -104,4 +109,6 @@ def train_command(
             typer.echo("\n" + line)
     elif result.get("skipped"):
         typer.echo(f"\nNot evaluated: {result['skipped']}.")
+    if result.get("wall_time_s"):
+        typer.echo("\n" + format_wall_times(result["wall_time_s"]))
     typer.echo(f"\nModel: {out}/pose_predictor.keras   Results: {out}/evaluation.json")

@@ -37,6 +37,7 @@ import tensorflow as tf
 from synpose_keras.datasets import read_meta
 from synpose_keras.skeletons import get_skeleton
 from synpose_keras.training.configs import TrainConfig
+from synpose_keras.training.progress import LineProgress, default_every, use_line_progress
 
 
 class TrainingDivergedError(RuntimeError):
@@ -308,7 +309,10 @@ class StageRunner:
         on_epoch_end: optional callable(epoch, logs) -> dict of extra logs.
         lr_schedule: optional callable(epoch) -> learning rate.
         checkpoint_every: int. Also checkpoint every N steps inside an epoch (0: epoch ends only).
-        verbose: int. Keras progress bar (1) or silent (0).
+        verbose: int. Progress (1) or silent (0). Progress is Keras's bar on a terminal and
+            plain lines (:class:`synpose_keras.training.progress.LineProgress`) otherwise.
+        progress_every: optional int. Print a plain progress line every N steps, also on a
+            terminal. Default (None): Keras's bar on a terminal, else about ten lines per epoch.
         extra_state: callable() -> JSON state saved with each checkpoint, and
             restore_state: callable(state) to restore it.
         lr_key: str. The config field of the stage's learning rate, named in the NaN guard's
@@ -322,7 +326,8 @@ class StageRunner:
 
     def __init__(self, name, run_dir, model, make_dataset, epochs, iterations, trackables=None,
                  on_epoch_end=None, lr_schedule=None, checkpoint_every=0, verbose=1,
-                 extra_state=None, restore_state=None, log=print, lr_key=None):
+                 extra_state=None, restore_state=None, log=print, lr_key=None,
+                 progress_every=None):
         self.name = name
         self.lr_key = lr_key or f"{name}.lr"
         self.dir = os.path.join(run_dir, name)
@@ -336,6 +341,7 @@ class StageRunner:
         self.lr_schedule = lr_schedule
         self.checkpoint_every = int(checkpoint_every)
         self.verbose = verbose
+        self.progress_every = progress_every
         self.extra_state = extra_state
         self.restore_state = restore_state
         self.log = log
@@ -517,13 +523,21 @@ class StageRunner:
     def _fit(self, dataset, first_epoch, end_epoch, steps, first_step, history, prior=None):
         callback = _StageCallback(self, first_step, history, prior)
         tensorboard = keras.callbacks.TensorBoard(self.log_dir, write_graph=False)
+        callbacks = [callback, tensorboard]
+        keras_verbose = self.verbose
         if self.verbose:
             self.log(f"[{self.name}] epochs {first_epoch + 1}-{end_epoch} of {self.epochs}, "
                      f"{self.iterations} iterations each")
+            if use_line_progress(self.progress_every):
+                keras_verbose = 0
+                callbacks.append(LineProgress(
+                    self.name, self.epochs, self.iterations, first_step=first_step,
+                    every=self.progress_every or default_every(self.iterations), log=self.log,
+                    history=history))
         try:
             self.model.fit(dataset, steps_per_epoch=steps, initial_epoch=first_epoch,
-                           epochs=end_epoch, callbacks=[callback, tensorboard],
-                           verbose=self.verbose, shuffle=False)
+                           epochs=end_epoch, callbacks=callbacks,
+                           verbose=keras_verbose, shuffle=False)
         except tf.errors.InvalidArgumentError:
             # an op refused non-finite inputs (e.g. a gather indexed by NaN keypoints) before
             # any loss was seen: divergence if the weights hold NaN or inf, else a real error

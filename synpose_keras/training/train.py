@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from typing import Callable, Optional
 
 import keras
@@ -66,8 +67,10 @@ class Trainer:
         config: TrainConfig (validated).
         run_dir: str. RUN folder.
         resume: bool. Continue the run in ``run_dir`` from its checkpoints.
-        verbose: int. 1 shows Keras progress bars.
+        verbose: int. 1 shows progress: Keras's bar on a terminal, plain lines otherwise
+            (:mod:`synpose_keras.training.progress`).
         log: callable for messages.
+        progress_every: optional int. A plain progress line every N steps, also on a terminal.
         overrides: optional dict. With ``resume``, the dotted-path overrides given now
             (``{"adapt.lr": "1e-4"}``); None compares ``config`` with the saved one instead.
             Applied from the next step on and recorded in ``config.json``, or refused
@@ -75,7 +78,8 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, run_dir: str, resume: bool = False, verbose: int = 1,
-                 log: Callable = print, checkpoint_every: int = 50, overrides=None):
+                 log: Callable = print, checkpoint_every: int = 50, overrides=None,
+                 progress_every: Optional[int] = None):
         self.run_dir = os.path.abspath(run_dir)
         self.log = log
         self.resume_changes = None
@@ -87,7 +91,9 @@ class Trainer:
             self._refuse_existing_run(resume)
         self.resume = resume
         self.verbose = verbose
+        self.progress_every = progress_every
         self.checkpoint_every = checkpoint_every
+        self.wall_times = {}
         self.skeleton = get_skeleton(config.task)
         os.makedirs(self.run_dir, exist_ok=True)
 
@@ -218,6 +224,8 @@ class Trainer:
             return self._run_locked()
 
     def _run_locked(self) -> dict:
+        started = time.perf_counter()
+        self.wall_times = {}
         self.resolve_data()
         if not os.path.exists(self.state_path):
             _write_json(self.state_path, {"completed": []})
@@ -230,19 +238,31 @@ class Trainer:
                 continue
             if stage in completed:
                 self.log(f"[{stage}] already completed in {self.run_dir}; skipped")
+                self.wall_times[stage] = None
                 continue
             keras.utils.set_random_seed(self.config.seed + STAGES.index(stage))
+            t0 = time.perf_counter()
             with self.strategy.scope():
                 getattr(self, f"stage_{stage}")()
+            self.wall_times[stage] = time.perf_counter() - t0
             self._complete(stage)
         if self._wants_reference() and "source-only" in self._state()["completed"]:
             self.log(f"[source-only] already completed in {self.run_dir}; skipped")
+            self.wall_times["source-only"] = None
         elif self._wants_reference():
             keras.utils.set_random_seed(self.config.seed + STAGES.index("adapt"))
+            t0 = time.perf_counter()
             with self.strategy.scope():
                 self.source_only_reference()
+            self.wall_times["source-only"] = time.perf_counter() - t0
             self._complete("source-only")
-        return self.evaluate()
+        t0 = time.perf_counter()
+        result = self.evaluate()
+        self.wall_times["evaluation"] = time.perf_counter() - t0
+        self.wall_times["total"] = time.perf_counter() - started
+        # this invocation's wall time per stage (None: completed before), not in evaluation.json
+        result["wall_time_s"] = dict(self.wall_times)
+        return result
 
     def _wants_reference(self) -> bool:
         from synpose_keras.training.methods import ADAPTING_METHODS
@@ -511,7 +531,7 @@ class Trainer:
     def _runner(self, name, stage, make_dataset, epochs, iterations, **kwargs) -> StageRunner:
         return StageRunner(name, self.run_dir, stage, make_dataset, epochs, iterations,
                            checkpoint_every=self.checkpoint_every, verbose=self.verbose,
-                           log=self.log, **kwargs)
+                           log=self.log, progress_every=self.progress_every, **kwargs)
 
     def _eval_callback(self, predictor):
         """Per-epoch PCK (All column) on the labelled target test split, when there is one."""
@@ -600,7 +620,11 @@ def _has_labelled_split(meta: dict, split: str) -> bool:
 
 
 def train(config: TrainConfig, run_dir: str, resume: bool = False, verbose: int = 1,
-          log: Callable = print, checkpoint_every: int = 50, overrides=None) -> dict:
-    """Runs ``config.stages`` in ``run_dir`` and returns the evaluation (see ``Trainer``)."""
+          log: Callable = print, checkpoint_every: int = 50, overrides=None,
+          progress_every: Optional[int] = None) -> dict:
+    """Runs ``config.stages`` in ``run_dir`` and returns the evaluation (see ``Trainer``), with
+    ``wall_time_s``: this call's seconds per stage (None: completed before), ``evaluation`` and
+    ``total`` (:func:`synpose_keras.training.progress.format_wall_times` prints them)."""
     return Trainer(config, run_dir, resume=resume, verbose=verbose, log=log,
-                   checkpoint_every=checkpoint_every, overrides=overrides).run()
+                   checkpoint_every=checkpoint_every, overrides=overrides,
+                   progress_every=progress_every).run()
