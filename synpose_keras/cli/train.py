@@ -58,6 +58,10 @@ def train_command(
                                        "augmentation). Default: 0."),
     strategy: Optional[Strategy] = typer.Option(None, help="default (the default), mirrored (several "
                                            "GPUs) or multiworker (several machines, TF_CONFIG)."),
+    config_file: Optional[Path] = typer.Option(
+        None, "--config", help="JSON or YAML file with config fields (all of RUN/config.json, "
+        "which can be passed back, or some: the others come from the preset). The options and "
+        "--set given with it apply on top."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoints. "
                                 "Options and --set given with it change the saved run from the "
                                 "next step on (recorded in config.json), or are refused."),
@@ -73,14 +77,22 @@ def train_command(
     """Train with the staged method (style -> pretrain -> generator -> adapt), then evaluate."""
     from synpose_keras.metrics import format_table
     from synpose_keras.skeletons import get_skeleton
-    from synpose_keras.training.configs import apply_overrides, get_preset
+    from synpose_keras.training.configs import apply_overrides, get_preset, read_config_file
     from synpose_keras.metrics.table import gain_line
     from synpose_keras.training.progress import format_wall_times
     from synpose_keras.training.train import train
 
-    # only the options given explicitly: with --resume they are the changes asked for
-    overrides = {key: value for key, value in (("task", task), ("method", method), ("seed", seed),
-                                               ("strategy", strategy)) if value is not None}
+    # the config file's fields, then the options given explicitly, then --set: with --resume
+    # they are the changes asked for (a field equal to the saved run's is no change)
+    overrides = {}
+    if config_file is not None:
+        with exit_on_run_errors():
+            overrides = read_config_file(str(config_file))
+    file_preset = overrides.pop("preset", None)
+    preset = preset or file_preset
+    overrides.update({key: value for key, value in (("task", task), ("method", method),
+                                                    ("seed", seed), ("strategy", strategy))
+                      if value is not None})
     if source is not None:
         overrides["source"] = str(source)
     if target is not None:
@@ -93,7 +105,12 @@ def train_command(
         overrides["adapt.rec"] = rec
     overrides.update(parse_sets(set_))
     with exit_on_run_errors():
-        config = apply_overrides(get_preset(preset or "demo"), overrides)
+        try:
+            config = apply_overrides(get_preset(preset or "demo"), overrides)
+        except ValueError as err:
+            if config_file is None:
+                raise
+            raise ValueError(f"{config_file} with the options given: {err}") from err
         if preset is not None:  # with --resume, a preset other than the run's is refused
             overrides["preset"] = preset
         result = train(config, str(out), resume=resume, verbose=0 if quiet else 1,
