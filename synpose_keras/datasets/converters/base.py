@@ -22,6 +22,12 @@ class DatasetLayoutError(FileNotFoundError):
     """The source folder does not have the official layout (names the file that was expected)."""
 
 
+class ConversionWarning(UserWarning):
+    """The source looks inconsistent with what the converter assumes (a joint mapping that swaps
+    sides, fingertips nearer the wrist than their MCPs, ...). ``synpose convert`` prints it as a
+    ``Warning:`` line; converters keep their warnings in ``describe()`` (``meta.json``)."""
+
+
 class BadSampleError(ValueError):
     """One sample is corrupt or inconsistent (truncated image, NaN keypoints, ...).
 
@@ -101,6 +107,8 @@ class Converter(abc.ABC):
     has_3d: ClassVar[bool] = False
     splits: ClassVar[Sequence[str]] = ("train", "test")
     OPTIONS: ClassVar[Sequence[Option]] = ()
+    #: Help of the SRC argument of ``synpose convert <name> SRC``.
+    src_help: ClassVar[str] = "Folder of the official release."
 
     def __init__(self, src: str, **options: Any) -> None:
         self.src = str(src)

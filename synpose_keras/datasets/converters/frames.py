@@ -143,6 +143,8 @@ class FramesConverter(Converter):
     """
 
     name = "frames"
+    src_help = ("Folder of your footage: one sub-folder of frames, or one video file, per "
+                "sequence.")
     skeleton = "hand21"
     has_3d = False
     splits = ("train", "test")
