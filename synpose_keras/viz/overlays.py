@@ -5,7 +5,7 @@ from __future__ import annotations
 import colorsys
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from synpose_keras.skeletons import Skeleton
 
@@ -69,3 +69,32 @@ def contact_sheet(images, columns: int = 4, pad: int = 2) -> Image.Image:
         r, c = divmod(i, columns)
         sheet.paste(im.resize((w, h)), (pad + c * (w + pad), pad + r * (h + pad)))
     return sheet
+
+
+def add_legend(sheet: Image.Image, entries, height: int = 16) -> Image.Image:
+    """A white strip under ``sheet`` with a dot and a label per entry.
+
+    Args:
+        sheet: PIL image.
+        entries: list of ``(RGB tuple or None, label)``; None draws a rainbow of small dots (one
+            colour per keypoint).
+        height: int. Strip height in pixels (text is Pillow's default font).
+
+    Returns:
+        PIL.Image (RGB) ``height`` pixels taller than ``sheet``.
+    """
+    w, h = sheet.size
+    out = Image.new("RGB", (w, h + height), (255, 255, 255))
+    out.paste(sheet.convert("RGB"), (0, 0))
+    draw = ImageDraw.Draw(out)
+    font = ImageFont.load_default()
+    x, cy, r = 4, h + height // 2, max(2, height // 4)
+    for color, label in entries:
+        colors = _palette(6) if color is None else [color]
+        for c in colors:
+            draw.ellipse([x, cy - r, x + 2 * r, cy + r], fill=c, outline=(0, 0, 0))
+            x += 2 * r + 1
+        x += 3
+        draw.text((x, cy - 6), label, fill=(0, 0, 0), font=font)
+        x += int(draw.textlength(label, font=font)) + 12
+    return out
