@@ -187,7 +187,9 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
         skeleton: optional str or Skeleton. Defaults to the run's task or the only skeleton
             with the model's keypoint count.
         batch_size: int. Images per forward pass. Defaults to 8.
-        overlays: bool. Write ``<name>.png`` overlays. Defaults to True.
+        overlays: bool. Write ``<name>.png`` overlays (:func:`synpose_keras.viz.draw_prediction`:
+            at least 512 px on the longer side, colours per finger or limb, scores, a legend).
+            Defaults to True.
         skip_bad: bool. Skip unreadable images (listed in ``predictions.json`` under
             ``skipped``) instead of stopping. Defaults to False.
         min_score: float. Keypoints below this score are not drawn and, with ``crop``, not used
@@ -221,7 +223,7 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
     from tqdm import tqdm
 
     from synpose_keras.ops.heatmaps import check_decoding
-    from synpose_keras.viz import draw_keypoints
+    from synpose_keras.viz import draw_prediction
 
     check_decoding(decoding)
     if batch_size < 1:
@@ -259,10 +261,8 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
                 overlay = None
                 if overlays:
                     overlay = f"{name}.png"
-                    radius = max(2.0, max(im.size) / 150.0)
-                    drawn = draw_keypoints(im, pred["keypoints"], sk, scores=pred["scores"],
-                                           min_score=min_score, radius=radius,
-                                           line_width=max(1, int(round(radius / 2))))
+                    drawn = draw_prediction(im, pred["keypoints"], sk, scores=pred["scores"],
+                                            min_score=min_score)
                     drawn.save(os.path.join(out_dir, overlay))
                 row = {
                     "image": os.path.abspath(path),

@@ -192,7 +192,8 @@ def test_predict_maps_keypoints_back_to_original_pixels_exactly(tmp_path):
     assert pred["region"] == {"center": [63.5, 47.5], "side": 128.0}
     # the heatmap maximum: the block's cell, slightly blurred at its edges by the antialiasing
     assert len(set(pred["scores"])) == 1 and 0.8 < pred["scores"][0] <= 1.0
-    assert Image.open(tmp_path / "out" / "photo.png").size == (128, 96)
+    # the overlay is enlarged to 512 px on the longer side
+    assert Image.open(tmp_path / "out" / "photo.png").size == (512, 384)
     index = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert [row["image"] for row in index["images"]] == [str(image)]
 
@@ -275,7 +276,8 @@ def test_predict_folder_with_several_sizes(tmp_path, hand_model):
         # letterboxed: every decoded keypoint lies inside the padded square around the image
         side = max(w, h)
         assert np.all(kp[:, 0] >= (w - side) / 2 - 0.5) and np.all(kp[:, 0] <= (w + side) / 2)
-        assert Image.open(out / f"{stem}.png").size == (w, h)
+        scale = 512 / max(w, h)  # overlays: at least 512 px on the longer side
+        assert Image.open(out / f"{stem}.png").size == (round(w * scale), round(h * scale))
     index = json.loads((out / "predictions.json").read_text())
     assert [os.path.basename(r["image"]) for r in index["images"]] == ["a.png", "b.jpg", "c.png"]
 
