@@ -25,6 +25,10 @@ def predict_command(
     min_score: float = typer.Option(0.0, help="Hide keypoints scoring below this."),
     skip_bad: bool = typer.Option(False, help="Skip unreadable images instead of stopping."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    flip: bool = typer.Option(False, "--flip/--no-flip", help="Mirror each image before the "
+                              "model and the keypoints back after: right hands with a model "
+                              "trained on left hands (RHD and FreiHAND are converted as left "
+                              "hands by default). Recorded in the JSON."),
     decoding: Decoding = typer.Option("dark", help="Heatmap decoding: dark (argmax refined to "
                                  "sub-pixel precision, Zhang et al. CVPR 2020; default) or "
                                  "argmax (the PCK protocol's integer heatmap cells). Recorded "
@@ -41,7 +45,8 @@ def predict_command(
         sk = model_skeleton(loaded, run_dir=run_dir, skeleton=skeleton)
         results = predict_images(loaded, images, out, crop=crop, skeleton=sk,
                                  batch_size=batch_size, overlays=overlays, skip_bad=skip_bad,
-                                 min_score=min_score, progress=progress, decoding=decoding)
+                                 min_score=min_score, progress=progress, decoding=decoding,
+                                 flip=flip)
     except (FileNotFoundError, ImageReadError, ValueError) as err:
         typer.echo(f"Error: {err}", err=True)
         raise typer.Exit(code=2)

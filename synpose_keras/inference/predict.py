@@ -107,7 +107,7 @@ def _decode(heatmaps: np.ndarray, input_size: int, decoding: str = "dark"):
 
 def predict_arrays(model, images: Sequence[Image.Image], crop: bool = False,
                    min_score: float = 0.0, crop_scale: float = 1.5,
-                   decoding: str = "dark") -> list:
+                   decoding: str = "dark", flip: bool = False, skeleton=None) -> list:
     """Keypoints of a batch of PIL images in their original pixels.
 
     Args:
@@ -120,10 +120,16 @@ def predict_arrays(model, images: Sequence[Image.Image], crop: bool = False,
         crop_scale: float. Crop side / longer side of the keypoint box. Defaults to 1.5.
         decoding: str. "dark" (argmax refined to sub-pixel precision, Zhang et al., CVPR 2020)
             or "argmax" (the PCK protocol's integer heatmap cells). Defaults to "dark".
+        flip: bool. Mirror each image before the model and the keypoints back after (``x -> W
+            - 1 - x``): right hands for a model trained on left hands (RHD and FreiHAND as
+            converted by default, see their cards), or the reverse. Defaults to False.
+        skeleton: optional Skeleton. With ``flip``, its ``flip_index`` renames left/right
+            joints after the mirror (bodies; hands have none). Defaults to None (no renaming).
 
     Returns:
         list of dicts: ``keypoints`` (K, 2) float64 original pixels, ``scores`` (K,),
-        ``region`` ({"center": [cx, cy], "side": side}, original pixels) of the final pass.
+        ``region`` ({"center": [cx, cy], "side": side}, original pixels) of the final pass
+        (in the mirrored image with ``flip``).
 
     Shapes:
         S = the model's input size; K keypoints; h × w = heatmap size.
@@ -132,6 +138,8 @@ def predict_arrays(model, images: Sequence[Image.Image], crop: bool = False,
 
     check_decoding(decoding)
     size = model_input_size(model)
+    if flip:
+        images = [im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for im in images]
     regions = [letterbox_region(*im.size) for im in images]
     keypoints, scores = _run(model, images, regions, size, decoding)
     if crop:
@@ -141,6 +149,15 @@ def predict_arrays(model, images: Sequence[Image.Image], crop: bool = False,
             refined.append(region if r is None else r)
         regions = refined
         keypoints, scores = _run(model, images, regions, size, decoding)
+    if flip:
+        order = list(skeleton.flip_index) if skeleton is not None else None
+        unmirrored = []
+        for im, kp, sc in zip(images, keypoints, scores):
+            kp = np.array(kp, np.float64)
+            kp[:, 0] = (im.size[0] - 1) - kp[:, 0]
+            unmirrored.append((kp[order], sc[order]) if order else (kp, sc))
+        keypoints = [kp for kp, _ in unmirrored]
+        scores = [sc for _, sc in unmirrored]
     return [{"keypoints": kp, "scores": sc,
              "region": {"center": [float(r[0][0]), float(r[0][1])], "side": float(r[1])}}
             for kp, sc, r in zip(keypoints, scores, regions)]
@@ -175,7 +192,7 @@ def _write_json(path: str, data) -> None:
 def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton=None,
                    batch_size: int = 8, overlays: bool = True, skip_bad: bool = False,
                    min_score: float = 0.0, progress: bool = True,
-                   decoding: str = "dark") -> list:
+                   decoding: str = "dark", flip: bool = False) -> list:
     """Predicts keypoints for image files and writes JSON files and overlay PNGs.
 
     Args:
@@ -199,6 +216,9 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
             precision by one Newton step on the smoothed log-heatmap, Zhang et al., CVPR 2020)
             or "argmax" (the PCK protocol's integer heatmap cells). Recorded as ``decoding`` in
             every JSON file.
+        flip: bool. Mirror before the model, un-mirror after (see :func:`predict_arrays`):
+            right hands with a model trained on left hands. Recorded as ``flip``. Defaults to
+            False.
 
     Returns:
         list of per-image dicts, as written to ``<name>.json``: ``image`` (path), ``width``,
@@ -256,7 +276,8 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
             if not loaded:
                 continue
             preds = predict_arrays(model, [im for _, _, im in loaded], crop=crop,
-                                   min_score=min_score, decoding=decoding)
+                                   min_score=min_score, decoding=decoding, flip=flip,
+                                   skeleton=sk)
             for (path, name, im), pred in zip(loaded, preds):
                 overlay = None
                 if overlays:
@@ -276,6 +297,7 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
                     "region": pred["region"],
                     "crop": bool(crop),
                     "decoding": decoding,
+                    "flip": bool(flip),
                     "overlay": overlay,
                 }
                 _write_json(os.path.join(out_dir, f"{name}.json"), row)
