@@ -25,6 +25,13 @@ def predict_command(
     min_score: float = typer.Option(0.0, help="Hide keypoints scoring below this."),
     skip_bad: bool = typer.Option(False, help="Skip unreadable images instead of stopping."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    boxes: Optional[Path] = typer.Option(
+        None, help="Detection boxes, JSON: COCO detection results ([{image_id or file_name, "
+        "bbox: [x, y, w, h], score}]) or {file name: [[x, y, w, h], ...]}. Each box is framed "
+        "as the protocol frames a subject (1.5 x square); keypoints per box in original pixels "
+        "(\"instances\" in the JSON). Images without boxes are framed whole."),
+    min_box_score: float = typer.Option(0.5, help="With --boxes: boxes scoring below this are "
+                                        "ignored."),
     flip: bool = typer.Option(False, "--flip/--no-flip", help="Mirror each image before the "
                               "model and the keypoints back after: right hands with a model "
                               "trained on left hands (RHD and FreiHAND are converted as left "
@@ -36,6 +43,7 @@ def predict_command(
 ) -> None:
     """Predict keypoints on images; writes <name>.json, <name>.png and predictions.json."""
     from synpose_keras.inference import ImageReadError, predict_images
+    from synpose_keras.inference.boxes import BoxFileError
     from synpose_keras.inference.loading import load_pose_model, model_skeleton
     from synpose_keras.ops.heatmaps import check_decoding
 
@@ -46,8 +54,8 @@ def predict_command(
         results = predict_images(loaded, images, out, crop=crop, skeleton=sk,
                                  batch_size=batch_size, overlays=overlays, skip_bad=skip_bad,
                                  min_score=min_score, progress=progress, decoding=decoding,
-                                 flip=flip)
-    except (FileNotFoundError, ImageReadError, ValueError) as err:
+                                 flip=flip, boxes=boxes, min_box_score=min_box_score)
+    except (FileNotFoundError, ImageReadError, BoxFileError, ValueError) as err:
         typer.echo(f"Error: {err}", err=True)
         raise typer.Exit(code=2)
     typer.echo(f"Predicted {len(results)} image(s) ({sk.name}); {decoding} decoding; "
