@@ -13,7 +13,8 @@ from synpose_keras.cli.choices import Decoding, SkeletonName
 
 def predict_command(
     model: Path = typer.Argument(..., help="A .keras model, or a RUN folder of `synpose train`."),
-    images: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
+    images: list[Path] = typer.Argument(..., help="Image files, folders of images and/or "
+                                        "video files (.mp4, .avi, .mov, .mkv, ...)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (JSON + overlay PNGs)."),
     crop: bool = typer.Option(False, "--crop/--no-crop", help="Second pass on the square crop "
                               "around the first pass's keypoints (1.5 x their box), the framing "
@@ -25,6 +26,7 @@ def predict_command(
     min_score: float = typer.Option(0.0, help="Hide keypoints scoring below this."),
     skip_bad: bool = typer.Option(False, help="Skip unreadable images instead of stopping."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    every: int = typer.Option(1, min=1, help="Videos: predict every N-th frame."),
     boxes: Optional[Path] = typer.Option(
         None, help="Detection boxes, JSON: COCO detection results ([{image_id or file_name, "
         "bbox: [x, y, w, h], score}]) or {file name: [[x, y, w, h], ...]}. Each box is framed "
@@ -41,17 +43,30 @@ def predict_command(
                                  "argmax (the PCK protocol's integer heatmap cells). Recorded "
                                  "in the JSON."),
 ) -> None:
-    """Predict keypoints on images; writes <name>.json, <name>.png and predictions.json."""
+    """Predict keypoints on images and videos; writes <name>.json, <name>.png and
+    predictions.json per image, <stem>.jsonl and <stem>.overlay.mp4 per video."""
     from synpose_keras.inference import ImageReadError, predict_images
     from synpose_keras.inference.boxes import BoxFileError
     from synpose_keras.inference.loading import load_pose_model, model_skeleton
+    from synpose_keras.inference.video import is_video, predict_video
     from synpose_keras.ops.heatmaps import check_decoding
 
+    videos = [p for p in images if p.is_file() and is_video(p)]
+    stills = [p for p in images if p not in videos]
     try:
         check_decoding(decoding)
         loaded, _, run_dir = load_pose_model(model)
         sk = model_skeleton(loaded, run_dir=run_dir, skeleton=skeleton)
-        results = predict_images(loaded, images, out, crop=crop, skeleton=sk,
+        for video in videos:
+            done = predict_video(loaded, video, out, every=every, skeleton=sk,
+                                 batch_size=batch_size, crop=crop, min_score=min_score,
+                                 decoding=decoding, flip=flip, overlay=overlays,
+                                 progress=progress)
+            typer.echo(f"Predicted {done['frames']} frame(s) of {video} ({sk.name}); wrote "
+                       f"{done['jsonl']}" + (f" and {done['overlay']}" if done["overlay"] else ""))
+        if not stills:
+            return
+        results = predict_images(loaded, stills, out, crop=crop, skeleton=sk,
                                  batch_size=batch_size, overlays=overlays, skip_bad=skip_bad,
                                  min_score=min_score, progress=progress, decoding=decoding,
                                  flip=flip, boxes=boxes, min_box_score=min_box_score)
