@@ -38,6 +38,7 @@ from synpose_keras.training.runner import (
     ensure_benchmark,
     lr_with_milestones,
     make_strategy,
+    write_summaries,
 )
 from synpose_keras.training.style_stage import StyleStage
 
@@ -393,6 +394,7 @@ class Trainer:
             lambda e: stage_data.pretrain_dataset(c, self.training_source, c.target, e, restyle),
             c.pretrain.epochs, c.pretrain.iterations,
             on_epoch_end=self._eval_callback(predictor),
+            epoch_images=self._epoch_overlays(predictor),
             lr_schedule=(lr_with_milestones(lr, c.pretrain.lr_milestones)
                          if c.pretrain.lr_milestones else None),
             lr_key="source_only.lr" if pretraining_kind(c.method) == "erm" else "pretrain.lr")
@@ -433,8 +435,11 @@ class Trainer:
         _save_model(warp, self._path("generator", "warping_module.keras"))
         _save_model(gen, self._path("generator", "generator.keras"))
         from synpose_keras.training.reconstruction_check import check_generator_stage
-        check_generator_stage(c, predictor, warp, gen,
-                              self._path("generator", "reconstruction_check.json"), log=self.log)
+        check = check_generator_stage(c, predictor, warp, gen,
+                                      self._path("generator", "reconstruction_check.json"),
+                                      log=self.log)
+        write_summaries(os.path.join(self.run_dir, "logs", "generator", "diagnostics"),
+                        "reconstruction_check", check or {}, step=c.generator.epochs)
 
     def _new_generator_pair(self):
         g = self.config.generator
@@ -508,6 +513,8 @@ class Trainer:
             out.update(self._eval_callback(stage.teacher)(epoch, logs))
             return out
 
+        epoch_images = self._epoch_overlays(stage.teacher)
+
         def extra_state():
             return {"schedule_combined": schedule.combined, "analysis": analysis.state()}
 
@@ -519,7 +526,7 @@ class Trainer:
         runner = self._runner("adapt", stage,
                               lambda e: stage_data.adapt_dataset(c, c.source, c.target, e, a.rec),
                               a.epochs, a.iterations, trackables=trackables,
-                              on_epoch_end=on_epoch_end,
+                              on_epoch_end=on_epoch_end, epoch_images=epoch_images,
                               lr_schedule=lr_with_milestones(a.lr, a.lr_milestones),
                               extra_state=extra_state, restore_state=restore_state)
         runner.run(self.resume)
@@ -545,6 +552,38 @@ class Trainer:
             return {"target_pck_all": result["table"]["All"]}
 
         return callback
+
+    def _epoch_overlays(self, predictor, count: int = 4):
+        """callable(epoch) -> overlays of ``predictor`` on the first ``count`` target images
+        (ground truth in white where labelled), for TensorBoard; None without target data."""
+        meta = getattr(self, "meta", {}).get("target") or {}
+        counts = meta.get("counts") or {}
+        split = "test" if counts.get("test") else next((s for s, n in counts.items() if n), None)
+        if split is None:
+            return None
+        c = self.config
+
+        def images(epoch):
+            from synpose_keras.datasets.pipeline import eval_pipeline
+            from synpose_keras.viz import draw_keypoints
+
+            batch = next(iter(eval_pipeline(c.target, input_size=c.model.input_size,
+                                            heatmap_size=c.model.heatmap_size,
+                                            batch_size=count, split=split).take(1)))
+            pictures = batch["image"].numpy()
+            keypoints, scores = predictor.predict_keypoints(pictures)
+            tiles = []
+            for image, kp, sc, gt, vis in zip(pictures, keypoints, scores,
+                                              batch["keypoints"].numpy(),
+                                              batch["visible"].numpy()):
+                tile = draw_keypoints(np.clip(image, 0, 255).astype(np.uint8), gt,
+                                      self.skeleton, visible=vis, radius=1.5,
+                                      color=(255, 255, 255))
+                tiles.append(np.asarray(draw_keypoints(tile, kp, self.skeleton, scores=sc,
+                                                       radius=1.5)))
+            return np.stack(tiles)
+
+        return images
 
     @property
     def config_eval_limit(self) -> Optional[int]:

@@ -75,3 +75,8 @@ def test_train_in_a_log_file_prints_plain_lines_and_times(tiny_domains, tmp_path
     assert re.search(r"^pretrain +\d:\d\d:\d\d$", out, re.M)
     assert re.search(r"^total +\d:\d\d:\d\d$", out, re.M)
     assert max(len(line) for line in out.splitlines()) < 400
+    # TensorBoard: the target PCK and prediction overlays of each epoch (same run, to save time)
+    from tests.training.test_tensorboard_extras import event_tags
+
+    tags = event_tags(tmp_path / "run" / "logs" / "pretrain" / "diagnostics")
+    assert tags.get("epoch_target_pck_all") == 1 and tags.get("predictions") == 1, tags
