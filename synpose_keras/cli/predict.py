@@ -47,7 +47,11 @@ def predict_command(
     predictions.json per image, <stem>.jsonl and <stem>.overlay.mp4 per video."""
     from synpose_keras.inference import ImageReadError, predict_images
     from synpose_keras.inference.boxes import BoxFileError
-    from synpose_keras.inference.loading import load_pose_model, model_skeleton
+    from synpose_keras.inference.loading import (
+        load_pose_model,
+        model_handedness,
+        model_skeleton,
+    )
     from synpose_keras.inference.video import is_video, predict_video
     from synpose_keras.ops.heatmaps import check_decoding
 
@@ -57,6 +61,12 @@ def predict_command(
         check_decoding(decoding)
         loaded, _, run_dir = load_pose_model(model)
         sk = model_skeleton(loaded, run_dir=run_dir, skeleton=skeleton)
+        handedness = model_handedness(run_dir)
+        if handedness:
+            typer.echo(f"The model was trained on {handedness} hands only (its source dataset "
+                       "stores every hand as a left hand); "
+                       + ("--flip: images are mirrored for it." if flip else
+                          "pass --flip for right hands."))
         for video in videos:
             done = predict_video(loaded, video, out, every=every, skeleton=sk,
                                  batch_size=batch_size, crop=crop, min_score=min_score,

@@ -43,3 +43,21 @@ def test_predict_images_records_flip(tmp_path):
                           progress=False)
     assert rows[0]["flip"] is True
     assert json.loads((tmp_path / "out" / "right.json").read_text())["flip"] is True
+
+
+def test_model_handedness_from_the_runs_source(tmp_path):
+    from synpose_keras.inference.loading import model_handedness
+
+    def run(dataset, options, skeleton="hand21"):
+        source = tmp_path / dataset / "data"
+        source.mkdir(parents=True, exist_ok=True)
+        (source / "meta.json").write_text(json.dumps(
+            {"dataset": dataset, "skeleton": skeleton, "converter": {"options": options}}))
+        (tmp_path / dataset / "config.json").write_text(json.dumps({"source": str(source)}))
+        return tmp_path / dataset
+
+    assert model_handedness(run("rhd", {"flip_right": True})) == "left"
+    assert model_handedness(run("freihand", {})) == "left"  # the converter's default: mirrored
+    assert model_handedness(run("h3d", {})) is None
+    assert model_handedness(tmp_path / "missing") is None
+    assert model_handedness(None) is None
