@@ -75,3 +75,29 @@ def test_no_citation_of_internal_notes():
 def test_protocol_page_is_linked():
     assert "docs/protocol.md" in (ROOT / "README.md").read_text(encoding="utf-8")
     assert "protocol.md" in (ROOT / "docs" / "methods.md").read_text(encoding="utf-8")
+
+
+# Labels of internal work lists ("F6", "item 6") mean nothing to a reader of the user docs.
+INTERNAL_TAG = re.compile(r"(?<![\w-])F\d{1,2}(?:\(\d\))?(?![\w-])|\bitems? \d+\b")
+USER_DOCS = ("README.md", "docs/", "datasets/", "synpose_keras/", "examples/")
+
+
+def test_no_internal_tags_in_user_docs():
+    hits = []
+    for path in _scanned_files():
+        name = path.relative_to(ROOT).as_posix()
+        if not name.startswith(USER_DOCS):
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), start=1):
+            if INTERNAL_TAG.search(line):
+                hits.append(f"{name}:{number}: {line.strip()}")
+    assert not hits, ("User docs and docstrings name findings and steps by what they are, not "
+                      "by internal labels (F6, item 6):\n" + "\n".join(hits))
+
+
+def test_readme_quick_start_converts_rhd_as_its_card_recommends():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    card = (ROOT / "datasets" / "rhd.md").read_text(encoding="utf-8")
+    command = "synpose convert rhd /data/RHD_published_v2 --out data/rhd --crop --max-side 256"
+    assert command in card and command in readme

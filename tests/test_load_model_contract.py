@@ -27,3 +27,22 @@ def test_plain_load_model_after_package_import(tmp_path):
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ok PosePredictor" in result.stdout
+
+
+def test_registration_when_a_submodule_imports_keras_first():
+    """The Keras classes are registered however Keras is first imported: by a sub-package of
+    ours (circular if registered inside it), by the user after `import synpose_keras`, or before."""
+    script = (
+        "import importlib, sys\n"
+        "order = sys.argv[1].split(',')\n"
+        "for name in order:\n"
+        "    importlib.import_module(name)\n"
+        "import keras\n"
+        "for cls in ('PosePredictor', 'StyleNet'):\n"
+        "    assert keras.saving.get_registered_object('synpose_keras>' + cls), cls\n"
+        "print('ok')\n"
+    )
+    for order in ("synpose_keras.losses", "synpose_keras,keras", "keras,synpose_keras"):
+        result = subprocess.run([sys.executable, "-c", script, order], capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode == 0 and "ok" in result.stdout, (order, result.stderr[-2000:])

@@ -9,6 +9,8 @@ from typing import Optional
 
 import typer
 
+from synpose_keras.cli.choices import Preset, Task
+
 
 def _split_seeds(items: list) -> list:
     seeds = []
@@ -35,7 +37,7 @@ def ablate_command(
     out: Path = typer.Option(..., "--out", "-o",
                              help="Ablation folder (seed<S>/<variant>/ runs, ablation.json, "
                                   "ablation.md)."),
-    task: str = typer.Option("hand", help="hand (Hand21) or body (Body16)."),
+    task: Task = typer.Option("hand", help="hand (Hand21) or body (Body16)."),
     seeds: list[str] = typer.Option(
         ["0,1,2"], help="Seeds: --seeds 0,1,2, --seeds \"0 1 2\" (quoted) or repeated "
                         "(--seeds 0 --seeds 1)."),
@@ -47,7 +49,7 @@ def ablate_command(
     source: Optional[Path] = typer.Option(None, help="Converted source (synthetic) dataset."),
     target: Optional[Path] = typer.Option(None, help="Converted target (real) dataset, with a "
                                                      "labelled test split."),
-    preset: str = typer.Option("demo", help="demo (CPU-sized), paper (ResNet-101, GPUs) or tiny."),
+    preset: Preset = typer.Option("demo", help="demo (CPU-sized), paper (ResNet-101, GPUs) or tiny."),
     set_: Optional[list[str]] = typer.Option(
         None, "--set", help="Override a config field of every run: --set adapt.epochs=2 "
                             "(repeatable)."),

@@ -7,13 +7,18 @@ limit, skip-bad, crop, max side, shards) are shared. The command builds the conv
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import re
 import shlex
 import sys
+import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
+
+from synpose_keras.cli.choices import Task
 
 from synpose_keras.datasets.converters import load_all
 
@@ -39,6 +44,11 @@ def _common_parameters() -> list:
            default=typer.Option(False, help="Store a square crop around the subject.")),
         _P("crop_scale", _P.KEYWORD_ONLY, annotation=float,
            default=typer.Option(1.5, help="Crop side = this x the keypoint box's longer side.")),
+        _P("crop_policy", _P.KEYWORD_ONLY, annotation=Literal["tllib", "pad"],
+           default=typer.Option("tllib", help="With --crop: tllib caps the side at the image's "
+                                "shorter side and shifts the crop inside the image, as TLlib's "
+                                "scale_box; pad never caps it and pads the overhang with "
+                                "zeros.")),
         _P("max_side", _P.KEYWORD_ONLY, annotation=Optional[int],
            default=typer.Option(None, help="Downscale stored images to this longest side.")),
         _P("shards", _P.KEYWORD_ONLY, annotation=Optional[int],
@@ -52,7 +62,8 @@ def _common_parameters() -> list:
 
 
 def _option_parameter(option) -> inspect.Parameter:
-    annotation = option.type if option.default is not None else Optional[option.type]
+    kind = Literal[tuple(option.choices)] if option.choices else option.type
+    annotation = kind if option.default is not None else Optional[kind]
     return _P(option.name, _P.KEYWORD_ONLY, annotation=annotation,
               default=typer.Option(option.default, help=option.help))
 
@@ -70,32 +81,62 @@ def _make_command(cls):
         # naming the file and what was expected, exit code 2
         try:
             converter = cls(str(src), **options)
-            meta = convert(
-                converter,
-                str(kwargs["out"]),
-                splits=kwargs["split"] or None,
-                limit=kwargs["limit"],
-                skip_bad=kwargs["skip_bad"],
-                crop=kwargs["crop"],
-                crop_scale=kwargs["crop_scale"],
-                max_side=kwargs["max_side"],
-                num_shards=kwargs["shards"],
-                progress=kwargs["progress"],
-                command=shlex.join(["synpose"] + sys.argv[1:]),
-                overwrite=kwargs["overwrite"],
-            )
+            with _warnings_as_lines():
+                meta = convert(
+                    converter,
+                    str(kwargs["out"]),
+                    splits=kwargs["split"] or None,
+                    limit=kwargs["limit"],
+                    skip_bad=kwargs["skip_bad"],
+                    crop=kwargs["crop"],
+                    crop_scale=kwargs["crop_scale"],
+                    crop_policy=kwargs["crop_policy"],
+                    max_side=kwargs["max_side"],
+                    num_shards=kwargs["shards"],
+                    progress=kwargs["progress"],
+                    command=shlex.join(["synpose"] + sys.argv[1:]),
+                    overwrite=kwargs["overwrite"],
+                )
         except (DatasetLayoutError, ValueError, FolderLockedError) as err:
             typer.echo(f"Error: {_one_line(err)}", err=True)
             raise typer.Exit(code=2)
         typer.echo(_summary(meta, kwargs["out"]))
 
     params = [_P("src", _P.POSITIONAL_OR_KEYWORD, annotation=Path,
-                 default=typer.Argument(..., help="Folder of the official release."))]
+                 default=typer.Argument(..., help=cls.src_help))]
     params += _common_parameters() + [_option_parameter(o) for o in cls.OPTIONS]
     command.__signature__ = inspect.Signature(params)
     command.__name__ = f"convert_{cls.name}"
     doc = inspect.getdoc(cls) or cls.name
-    convert_app.command(cls.name, help=doc.split("\n\n")[0])(command)
+    convert_app.command(cls.name, help=plain_text(doc.split("\n\n")[0]))(command)
+
+
+def plain_text(text: str) -> str:
+    """A docstring paragraph without reStructuredText markup, for the terminal:
+    ``:func:`x``` and ```x``` -> x, and the line breaks joined."""
+    text = re.sub(r":[\w:]+:`~?([^`]+)`", r"\1", text)
+    text = re.sub(r"``([^`]+)``", r"\1", text)
+    text = re.sub(r"`([^`]+)`", r"\1", text)
+    return " ".join(text.split())
+
+
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """``ConversionWarning``s -> ``Warning: ...`` lines on standard error, as they happen."""
+    from synpose_keras.datasets.converters.base import ConversionWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ConversionWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, *args, **kwargs):
+            if issubclass(category, ConversionWarning):
+                typer.echo(f"Warning: {_one_line(message)}", err=True)
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
 
 
 def _one_line(err: BaseException) -> str:
@@ -119,7 +160,7 @@ for _name, _cls in sorted(load_all().items()):
 @convert_app.command("synthetic")
 def convert_synthetic(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (source/ and target/)."),
-    task: str = typer.Option("hand", help="hand (Hand21) or body (Body16)."),
+    task: Task = typer.Option("hand", help="hand (Hand21) or body (Body16)."),
     seed: int = typer.Option(0, help="Same seed, same bytes."),
     image_size: int = typer.Option(128, help="Side of the square images."),
     source_train: int = typer.Option(2000, help="Source 'train' images."),

@@ -9,6 +9,8 @@ from typing import Optional
 
 import typer
 
+from synpose_keras.cli.choices import Decoding
+
 
 def evaluate_command(
     model: Path = typer.Argument(..., help="A .keras model, or a RUN folder of `synpose train` "
@@ -22,7 +24,7 @@ def evaluate_command(
     rotations: int = typer.Option(1, help="1: the protocol (one pass). 2 or 4: test-time "
                                   "ensembling over the image turned by 0/180 or 0/90/180/270 "
                                   "degrees (not the protocol; printed as such)."),
-    decoding: str = typer.Option("argmax", help="argmax: the protocol (integer heatmap cells, "
+    decoding: Decoding = typer.Option("argmax", help="argmax: the protocol (integer heatmap cells, "
                                  "comparable with TLlib). dark: predictions refined to "
                                  "sub-pixel precision (Zhang et al. CVPR 2020; not the "
                                  "protocol; printed as such)."),

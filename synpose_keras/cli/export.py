@@ -7,13 +7,15 @@ from pathlib import Path
 
 import typer
 
+from synpose_keras.cli.choices import ExportFormat, InputDtype
+
 
 def export_command(
     model: Path = typer.Argument(..., help="A .keras model, or a RUN folder of `synpose train`."),
-    format: str = typer.Option("saved_model", "--format", "-f",
+    format: ExportFormat = typer.Option("saved_model", "--format", "-f",
                                help="saved_model (TensorFlow SavedModel folder) or tflite."),
     out: Path = typer.Option(..., "--out", "-o", help="SavedModel folder or .tflite file."),
-    input_dtype: str = typer.Option("float32", help="Input images: float32 in [0, 255] or uint8 "
+    input_dtype: InputDtype = typer.Option("float32", help="Input images: float32 in [0, 255] or uint8 "
                                     "(NHWC RGB, the model's input size)."),
     overwrite: bool = typer.Option(False, help="Replace an existing --out."),
     verify: bool = typer.Option(True, "--verify/--no-verify",

@@ -9,6 +9,8 @@ from typing import Optional
 
 import typer
 
+from synpose_keras.cli.choices import Method, Preset, PseudoMode, Strategy, Task
+
 
 @contextlib.contextmanager
 def exit_on_run_errors():
@@ -40,22 +42,26 @@ def parse_sets(items) -> dict:
 
 def train_command(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (checkpoints, logs, results)."),
-    task: Optional[str] = typer.Option(None, help="hand (Hand21, the default) or body (Body16)."),
+    task: Optional[Task] = typer.Option(None, help="hand (Hand21, the default) or body (Body16)."),
     source: Optional[Path] = typer.Option(None, help="Converted source (synthetic) dataset."),
     target: Optional[Path] = typer.Option(None, help="Converted target (real) dataset."),
-    preset: Optional[str] = typer.Option(None, help="demo (CPU-sized, the default), paper "
+    preset: Optional[Preset] = typer.Option(None, help="demo (CPU-sized, the default), paper "
                                          "(ResNet-101, GPUs) or tiny."),
-    method: Optional[str] = typer.Option(None, help="ours (the default), source-only, uniframe, ccssl, regda, or oracle (trained on the target's labels: the ceiling)."),
+    method: Optional[Method] = typer.Option(None, help="ours (the default), source-only, uniframe, ccssl, regda, or oracle (trained on the target's labels: the ceiling)."),
     stages: Optional[str] = typer.Option(
         None, help="Comma-separated subset of style,pretrain,generator,adapt (default: all)."),
-    pseudo: Optional[str] = typer.Option(
+    pseudo: Optional[PseudoMode] = typer.Option(
         None, help="Pseudo-label masks: integrated, independent, union, 2d, 3d or none."),
     rec: Optional[bool] = typer.Option(None, "--rec/--no-rec",
                                        help="Geometric reconstruction loss (default: on)."),
     seed: Optional[int] = typer.Option(None, help="Run seed (initialisation, data order, "
                                        "augmentation). Default: 0."),
-    strategy: Optional[str] = typer.Option(None, help="default (the default), mirrored (several "
+    strategy: Optional[Strategy] = typer.Option(None, help="default (the default), mirrored (several "
                                            "GPUs) or multiworker (several machines, TF_CONFIG)."),
+    config_file: Optional[Path] = typer.Option(
+        None, "--config", help="JSON or YAML file with config fields (all of RUN/config.json, "
+        "which can be passed back, or some: the others come from the preset). The options and "
+        "--set given with it apply on top."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoints. "
                                 "Options and --set given with it change the saved run from the "
                                 "next step on (recorded in config.json), or are refused."),
@@ -63,17 +69,30 @@ def train_command(
         None, "--set", help="Override any config field: --set adapt.lr=3e-4 (repeatable)."),
     checkpoint_every: int = typer.Option(50, help="Also checkpoint every N steps in an epoch."),
     quiet: bool = typer.Option(False, help="No progress bars."),
+    progress_every: Optional[int] = typer.Option(
+        None, min=1, help="A plain progress line every N steps (stage, epoch, step, losses, rate, "
+        "ETA). Default: Keras's bar on a terminal, about ten lines per epoch otherwise "
+        "(a log file)."),
 ) -> None:
     """Train with the staged method (style -> pretrain -> generator -> adapt), then evaluate."""
     from synpose_keras.metrics import format_table
     from synpose_keras.skeletons import get_skeleton
-    from synpose_keras.training.configs import apply_overrides, get_preset
+    from synpose_keras.training.configs import apply_overrides, get_preset, read_config_file
     from synpose_keras.metrics.table import gain_line
+    from synpose_keras.training.progress import format_wall_times
     from synpose_keras.training.train import train
 
-    # only the options given explicitly: with --resume they are the changes asked for
-    overrides = {key: value for key, value in (("task", task), ("method", method), ("seed", seed),
-                                               ("strategy", strategy)) if value is not None}
+    # the config file's fields, then the options given explicitly, then --set: with --resume
+    # they are the changes asked for (a field equal to the saved run's is no change)
+    overrides = {}
+    if config_file is not None:
+        with exit_on_run_errors():
+            overrides = read_config_file(str(config_file))
+    file_preset = overrides.pop("preset", None)
+    preset = preset or file_preset
+    overrides.update({key: value for key, value in (("task", task), ("method", method),
+                                                    ("seed", seed), ("strategy", strategy))
+                      if value is not None})
     if source is not None:
         overrides["source"] = str(source)
     if target is not None:
@@ -86,12 +105,17 @@ def train_command(
         overrides["adapt.rec"] = rec
     overrides.update(parse_sets(set_))
     with exit_on_run_errors():
-        config = apply_overrides(get_preset(preset or "demo"), overrides)
+        try:
+            config = apply_overrides(get_preset(preset or "demo"), overrides)
+        except ValueError as err:
+            if config_file is None:
+                raise
+            raise ValueError(f"{config_file} with the options given: {err}") from err
         if preset is not None:  # with --resume, a preset other than the run's is refused
             overrides["preset"] = preset
         result = train(config, str(out), resume=resume, verbose=0 if quiet else 1,
                        log=typer.echo, checkpoint_every=checkpoint_every,
-                       overrides=overrides if resume else None)
+                       overrides=overrides if resume else None, progress_every=progress_every)
     skeleton = get_skeleton(config.task)
     rows = {name: row["table"] for name, row in result["rows"].items()}
     if rows:
@@ -102,4 +126,6 @@ def train_command(
             typer.echo("\n" + line)
     elif result.get("skipped"):
         typer.echo(f"\nNot evaluated: {result['skipped']}.")
+    if result.get("wall_time_s"):
+        typer.echo("\n" + format_wall_times(result["wall_time_s"]))
     typer.echo(f"\nModel: {out}/pose_predictor.keras   Results: {out}/evaluation.json")

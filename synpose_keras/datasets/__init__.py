@@ -8,9 +8,13 @@ record dicts, ``read_meta(DIR)`` -> dict, and ``convert(converter, out_dir, ...)
 imported lazily.
 """
 
-from synpose_keras.datasets.reader import load_records, read_meta  # noqa: F401
-from synpose_keras.datasets.writer import convert  # noqa: F401
-
+# Imported on first use (PEP 562), so that the converters' registry and the ``synpose`` command
+# line's help load without TensorFlow.
+_LAZY = {
+    "load_records": "synpose_keras.datasets.reader",
+    "read_meta": "synpose_keras.datasets.reader",
+    "convert": "synpose_keras.datasets.writer",
+}
 _PIPELINE_NAMES = (
     "AugmentConfig",
     "source_pipeline",
@@ -23,6 +27,10 @@ __all__ = ["convert", "load_records", "read_meta", *_PIPELINE_NAMES]
 
 
 def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     if name in _PIPELINE_NAMES:
         from synpose_keras.datasets import pipeline
 

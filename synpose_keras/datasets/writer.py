@@ -29,7 +29,8 @@ Guarantees (tested in ``tests/datasets/test_writer.py``):
 
 Reference:
     Square crop around the subject: docs/protocol.md, "Evaluation protocol" (side 1.5 x the
-    longer side of the keypoint box, shifted, not padded, to stay inside the image).
+    longer side of the keypoint box, capped at the image's shorter side, shifted, not padded, to
+    stay inside the image: TLlib's ``scale_box``).
 """
 
 from __future__ import annotations
@@ -129,17 +130,32 @@ def validate_record(record: Record, num_keypoints: int, has_3d: bool, where: str
     )
 
 
+CROP_POLICIES = ("tllib", "pad")
+
+
 def crop_box(keypoints: np.ndarray, visible: np.ndarray, width: int, height: int,
-             crop_scale: float = 1.5) -> Optional[tuple]:
+             crop_scale: float = 1.5, policy: str = "tllib") -> Optional[tuple]:
     """Integer square crop box ``(left, top, side)`` around the visible keypoints.
 
     Side = ``crop_scale`` x the longer side of the visible keypoints' bounding box, centred on the
-    box, then shifted (not padded) to stay inside the image; when the side exceeds the image the
-    crop overhangs (that part is padded with zeros). Returns None when fewer than one visible
+    box, then shifted (not padded) to stay inside the image. Returns None when no visible
     keypoint or a degenerate box (side < 2 px) leaves nothing to crop around.
+
+    Args:
+        keypoints: (K, 2) pixels. visible: (K,).
+        width, height: int. Image size.
+        crop_scale: float. Side / longer side of the keypoint box. Defaults to 1.5.
+        policy: str. ``"tllib"`` (default): as TLlib's ``scale_box``, the side is capped at the
+            image's shorter side, so the crop always lies inside the image (keypoints beyond a
+            capped crop fall outside it). ``"pad"``: the side is never capped; where it exceeds
+            the image the crop overhangs on the right/bottom (after the shift to the left/top
+            edge) and the overhang is padded with zeros.
 
     Reference: TLlib ``scale_box``; docs/protocol.md, "Evaluation protocol".
     """
+    if policy not in CROP_POLICIES:
+        raise ValueError(f"crop policy must be one of {list(CROP_POLICIES)}. "
+                         f"Received: policy={policy!r}")
     vis = np.asarray(visible) > 0
     if not np.any(vis):
         return None
@@ -150,6 +166,8 @@ def crop_box(keypoints: np.ndarray, visible: np.ndarray, width: int, height: int
     if side < 2:
         return None
     side_i = int(round(side))
+    if policy == "tllib":
+        side_i = min(side_i, int(width), int(height))
     left = int(round((x0 + x1) / 2 - side_i / 2))
     top = int(round((y0 + y1) / 2 - side_i / 2))
     if left < 0:
@@ -184,7 +202,7 @@ def _apply_affine(record: Record, a: np.ndarray, image: np.ndarray) -> Record:
 
 
 def transform_record(record: Record, crop: bool = False, crop_scale: float = 1.5,
-                     max_side: Optional[int] = None) -> Record:
+                     max_side: Optional[int] = None, crop_policy: str = "tllib") -> Record:
     """The writer's generic geometry: optional square crop, then optional downscale.
 
     Keypoints and intrinsics follow the pixels (``K' = A @ K`` where A is the pixel affine, with
@@ -197,10 +215,12 @@ def transform_record(record: Record, crop: bool = False, crop_scale: float = 1.5
             are kept whole. Defaults to False.
         crop_scale: float. Crop side / longer side of the keypoint box. Defaults to 1.5.
         max_side: optional int. Downscale so the longer side is at most this. Defaults to None.
+        crop_policy: str. ``"tllib"`` (side capped at the image's shorter side, never padded)
+            or ``"pad"`` (zero-padded overhang); see :func:`crop_box`. Defaults to "tllib".
     """
     if crop:
         h, w = record.image.shape[:2]
-        box = crop_box(record.keypoints, record.visible, w, h, crop_scale)
+        box = crop_box(record.keypoints, record.visible, w, h, crop_scale, crop_policy)
         if box is not None:
             left, top, side = box
             if side > MAX_CROP_FACTOR * max(h, w):
@@ -291,6 +311,7 @@ def convert(
     progress: bool = True,
     command: Optional[str] = None,
     overwrite: bool = False,
+    crop_policy: str = "tllib",
 ) -> dict:
     """Converts every split of ``converter`` into ``out_dir`` (TFRecord shards + ``meta.json``).
 
@@ -314,6 +335,9 @@ def convert(
         command: optional str. The command line that made the dataset (stored in meta).
         overwrite: bool. Replace a finished dataset of another kind or from another source
             folder in ``out_dir`` (refused otherwise). Defaults to False.
+        crop_policy: str. With ``crop``: ``"tllib"`` (the side is capped at the image's shorter
+            side, as TLlib's ``scale_box``) or ``"pad"`` (never capped; the overhang is padded
+            with zeros). Defaults to "tllib".
 
     Returns:
         dict: the content of ``meta.json``.
@@ -352,6 +376,9 @@ def convert(
         raise ValueError(f"limit must be >= 0. Received: limit={limit}")
     if crop_scale <= 0:
         raise ValueError(f"crop_scale must be > 0. Received: crop_scale={crop_scale}")
+    if crop_policy not in CROP_POLICIES:
+        raise ValueError(f"crop_policy must be one of {list(CROP_POLICIES)}. "
+                         f"Received: crop_policy={crop_policy!r}")
     if max_side is not None and max_side < 1:
         raise ValueError(f"max_side must be >= 1. Received: max_side={max_side}")
 
@@ -368,7 +395,7 @@ def convert(
         return _convert_locked(
             converter, out_dir, siblings, source, splits, limit, skip_bad, crop, crop_scale,
             max_side, num_shards, records_per_shard, image_format, jpeg_quality, progress,
-            command, overwrite)
+            command, overwrite, crop_policy)
 
 
 def _siblings(out_dir: str) -> dict:
@@ -522,7 +549,7 @@ def _recover(out_dir: str, siblings: dict) -> None:
 
 def _convert_locked(converter, out_dir, siblings, source, splits, limit, skip_bad, crop,
                     crop_scale, max_side, num_shards, records_per_shard, image_format,
-                    jpeg_quality, progress, command, overwrite) -> dict:
+                    jpeg_quality, progress, command, overwrite, crop_policy="tllib") -> dict:
     skeleton = get_skeleton(converter.skeleton)
     k = skeleton.num_keypoints
     has_3d = bool(converter.has_3d)
@@ -565,6 +592,8 @@ def _convert_locked(converter, out_dir, siblings, source, splits, limit, skip_ba
         "image_format": image_format,
         "jpeg_quality": jpeg_quality if image_format == "jpeg" else None,
     }
+    if crop:  # recorded (and part of the resume key) only for cropped datasets
+        options["crop_policy"] = plan_base["crop_policy"] = crop_policy
 
     plans = {}  # split -> [(shard file name, items, plan hash)]
     for split in splits:
@@ -617,7 +646,8 @@ def _convert_locked(converter, out_dir, siblings, source, splits, limit, skip_ba
                 if not _reusable(state, work, fname, plan, skip_bad):
                     state["shards"].pop(fname, None)
                     entry = _write_shard(path, shard_items, split, k, has_3d, skip_bad, crop,
-                                         crop_scale, max_side, image_format, jpeg_quality, bar)
+                                         crop_scale, max_side, image_format, jpeg_quality, bar,
+                                         crop_policy)
                     entry["plan"] = plan
                     state["shards"][fname] = entry
                     _write_atomic(progress_path, json.dumps(state, sort_keys=True))
@@ -691,7 +721,7 @@ def _remove_stale(out_dir: str, split: str, planned: list, state: dict) -> None:
 
 
 def _write_shard(path, items, split, k, has_3d, skip_bad, crop, crop_scale, max_side,
-                 image_format, jpeg_quality, bar) -> dict:
+                 image_format, jpeg_quality, bar, crop_policy="tllib") -> dict:
     tmp = path + INCOMPLETE_SUFFIX
     count, skipped, sequences = 0, [], set()
     writer = tf.io.TFRecordWriter(tmp)
@@ -702,7 +732,7 @@ def _write_shard(path, items, split, k, has_3d, skip_bad, crop, crop_scale, max_
                 record = item.load()
                 record = validate_record(record, k, has_3d, where)
                 record = transform_record(record, crop=crop, crop_scale=crop_scale,
-                                          max_side=max_side)
+                                          max_side=max_side, crop_policy=crop_policy)
             except Exception as err:  # noqa: BLE001 - filtered by _is_skippable
                 if not _is_skippable(err):
                     raise

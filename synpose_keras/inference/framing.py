@@ -53,7 +53,9 @@ def keypoint_region(keypoints, width: int, height: int, scores=None, min_score: 
     visible = np.ones(len(keypoints), np.float32)
     if scores is not None:
         visible = (np.asarray(scores) >= min_score).astype(np.float32)
-    box = crop_box(np.asarray(keypoints, np.float64), visible, width, height, crop_scale)
+    # zero-padded where the region leaves the image (render_region), never capped
+    box = crop_box(np.asarray(keypoints, np.float64), visible, width, height, crop_scale,
+                   policy="pad")
     if box is None:
         return None
     left, top, side = box

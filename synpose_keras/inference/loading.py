@@ -179,3 +179,30 @@ def model_skeleton(model, run_dir: Optional[str] = None, skeleton=None) -> Skele
             f"{ {s.name: s.num_keypoints for s in SKELETONS.values()} }); pass --skeleton."
         )
     return matches[0]
+
+
+#: Hand datasets whose converters store every hand as a left hand by default: the option that
+#: does it, and its default.
+_LEFT_HANDED_SOURCES = {"rhd": ("flip_right", True), "freihand": ("flip", True)}
+
+
+def model_handedness(run_dir) -> Optional[str]:
+    """``"left"`` when the run's model was trained on left hands only (its source is RHD with
+    right hands mirrored, or FreiHAND mirrored: the converters' defaults), else None (unknown,
+    or both hands). Read from ``RUN/config.json`` and the source's ``meta.json``; predict right
+    hands with such a model using ``synpose predict --flip``."""
+    if run_dir is None:
+        return None
+    try:
+        with open(os.path.join(os.fspath(run_dir), "config.json")) as f:
+            source = json.load(f).get("source")
+        with open(os.path.join(str(source), "meta.json")) as f:
+            meta = json.load(f)
+    except (OSError, ValueError, TypeError):
+        return None
+    rule = _LEFT_HANDED_SOURCES.get(meta.get("dataset"))
+    if rule is None or meta.get("skeleton") != "hand21":
+        return None
+    option, default = rule
+    options = (meta.get("converter") or {}).get("options") or {}
+    return "left" if options.get(option, default) else None

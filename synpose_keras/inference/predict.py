@@ -107,7 +107,8 @@ def _decode(heatmaps: np.ndarray, input_size: int, decoding: str = "dark"):
 
 def predict_arrays(model, images: Sequence[Image.Image], crop: bool = False,
                    min_score: float = 0.0, crop_scale: float = 1.5,
-                   decoding: str = "dark") -> list:
+                   decoding: str = "dark", flip: bool = False, skeleton=None,
+                   boxes: Optional[Sequence] = None) -> list:
     """Keypoints of a batch of PIL images in their original pixels.
 
     Args:
@@ -120,10 +121,20 @@ def predict_arrays(model, images: Sequence[Image.Image], crop: bool = False,
         crop_scale: float. Crop side / longer side of the keypoint box. Defaults to 1.5.
         decoding: str. "dark" (argmax refined to sub-pixel precision, Zhang et al., CVPR 2020)
             or "argmax" (the PCK protocol's integer heatmap cells). Defaults to "dark".
+        flip: bool. Mirror each image before the model and the keypoints back after (``x -> W
+            - 1 - x``): right hands for a model trained on left hands (RHD and FreiHAND as
+            converted by default, see their cards), or the reverse. Defaults to False.
+        skeleton: optional Skeleton. With ``flip``, its ``flip_index`` renames left/right
+            joints after the mirror (bodies; hands have none). Defaults to None (no renaming).
+        boxes: optional list, one entry per image: None (framed as above) or a list of
+            ``{"bbox": [x, y, w, h], "score": s}`` (:mod:`synpose_keras.inference.boxes`), each
+            framed as the protocol frames a subject (1.5 x square); the image's result then has
+            ``instances`` (one per box, best first) and the first instance's keypoints.
 
     Returns:
         list of dicts: ``keypoints`` (K, 2) float64 original pixels, ``scores`` (K,),
-        ``region`` ({"center": [cx, cy], "side": side}, original pixels) of the final pass.
+        ``region`` ({"center": [cx, cy], "side": side}, original pixels) of the final pass
+        (in the mirrored image with ``flip``).
 
     Shapes:
         S = the model's input size; K keypoints; h × w = heatmap size.
@@ -132,6 +143,11 @@ def predict_arrays(model, images: Sequence[Image.Image], crop: bool = False,
 
     check_decoding(decoding)
     size = model_input_size(model)
+    if boxes is not None and any(b is not None for b in boxes):
+        return _predict_boxes(model, images, boxes, crop, min_score, crop_scale, decoding,
+                              flip, skeleton)
+    if flip:
+        images = [im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for im in images]
     regions = [letterbox_region(*im.size) for im in images]
     keypoints, scores = _run(model, images, regions, size, decoding)
     if crop:
@@ -141,9 +157,61 @@ def predict_arrays(model, images: Sequence[Image.Image], crop: bool = False,
             refined.append(region if r is None else r)
         regions = refined
         keypoints, scores = _run(model, images, regions, size, decoding)
+    if flip:
+        order = list(skeleton.flip_index) if skeleton is not None else None
+        unmirrored = []
+        for im, kp, sc in zip(images, keypoints, scores):
+            kp = np.array(kp, np.float64)
+            kp[:, 0] = (im.size[0] - 1) - kp[:, 0]
+            unmirrored.append((kp[order], sc[order]) if order else (kp, sc))
+        keypoints = [kp for kp, _ in unmirrored]
+        scores = [sc for _, sc in unmirrored]
     return [{"keypoints": kp, "scores": sc,
              "region": {"center": [float(r[0][0]), float(r[0][1])], "side": float(r[1])}}
             for kp, sc, r in zip(keypoints, scores, regions)]
+
+
+def _predict_boxes(model, images, boxes, crop, min_score, crop_scale, decoding, flip,
+                   skeleton) -> list:
+    """:func:`predict_arrays` with boxes: one forward per box, grouped per image."""
+    from synpose_keras.inference.boxes import box_region
+
+    whole = [i for i, b in enumerate(boxes) if b is None]
+    results = [None] * len(images)
+    if whole:
+        for i, row in zip(whole, predict_arrays(model, [images[i] for i in whole], crop=crop,
+                                                 min_score=min_score, crop_scale=crop_scale,
+                                                 decoding=decoding, flip=flip,
+                                                 skeleton=skeleton)):
+            results[i] = row
+    jobs = [(i, box) for i, b in enumerate(boxes) if b is not None for box in b]
+    size = model_input_size(model)
+    found = {i: [] for i, b in enumerate(boxes) if b is not None}
+    if jobs:
+        job_images = [images[i] for i, _ in jobs]
+        regions = [box_region(box["bbox"], crop_scale) for _, box in jobs]
+        if flip:  # mirror the image and its box
+            job_images = [im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for im in job_images]
+            regions = [(np.array([im.size[0] - 1 - c[0], c[1]]), s)
+                       for im, (c, s) in zip(job_images, regions)]
+        keypoints, scores = _run(model, job_images, regions, size, decoding)
+        order = list(skeleton.flip_index) if (flip and skeleton is not None) else None
+        for (i, box), im, kp, sc, (c, s) in zip(jobs, job_images, keypoints, scores, regions):
+            kp = np.array(kp, np.float64)
+            if flip:
+                kp[:, 0] = (im.size[0] - 1) - kp[:, 0]
+                c = np.array([im.size[0] - 1 - c[0], c[1]])
+                if order:
+                    kp, sc = kp[order], sc[order]
+            found[i].append({"bbox": box["bbox"], "box_score": box["score"], "keypoints": kp,
+                             "scores": sc, "region": {"center": [float(c[0]), float(c[1])],
+                                                      "side": float(s)}})
+    for i, instances in found.items():
+        best = instances[0] if instances else None
+        results[i] = {"keypoints": best["keypoints"] if best else np.zeros((0, 2)),
+                      "scores": best["scores"] if best else np.zeros(0),
+                      "region": best["region"] if best else None, "instances": instances}
+    return results
 
 
 def _run(model, images, regions, size, decoding):
@@ -152,6 +220,27 @@ def _run(model, images, regions, size, decoding):
     kp_in, scores = _decode(heatmaps, size, decoding)
     kp = np.stack([to_original(k, c, s, size) for k, (c, s) in zip(kp_in, regions)])
     return kp, scores
+
+
+def _draw(image, pred: dict, skeleton, min_score: float):
+    """The overlay of one image: its keypoints, or every box's keypoints."""
+    from synpose_keras.viz import draw_prediction
+
+    instances = pred.get("instances")
+    if not instances:
+        if "instances" in pred:  # boxes given, none kept: the image alone
+            return draw_prediction(image, np.zeros((skeleton.num_keypoints, 2)), skeleton,
+                                   scores=np.zeros(skeleton.num_keypoints), min_score=1.0)
+        return draw_prediction(image, pred["keypoints"], skeleton, scores=pred["scores"],
+                               min_score=min_score)
+    drawn = draw_prediction(image, instances[0]["keypoints"], skeleton,
+                            scores=instances[0]["scores"], min_score=min_score)
+    scale = drawn.size[0] / image.size[0]
+    for inst in instances[1:]:
+        kp = (np.asarray(inst["keypoints"]) + 0.5) * scale - 0.5
+        drawn = draw_prediction(drawn, kp, skeleton, scores=inst["scores"], min_score=min_score,
+                                min_side=0, legend=False)
+    return drawn
 
 
 def _unique_names(paths: list) -> list:
@@ -175,7 +264,8 @@ def _write_json(path: str, data) -> None:
 def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton=None,
                    batch_size: int = 8, overlays: bool = True, skip_bad: bool = False,
                    min_score: float = 0.0, progress: bool = True,
-                   decoding: str = "dark") -> list:
+                   decoding: str = "dark", flip: bool = False, boxes=None,
+                   min_box_score: float = 0.5) -> list:
     """Predicts keypoints for image files and writes JSON files and overlay PNGs.
 
     Args:
@@ -187,7 +277,9 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
         skeleton: optional str or Skeleton. Defaults to the run's task or the only skeleton
             with the model's keypoint count.
         batch_size: int. Images per forward pass. Defaults to 8.
-        overlays: bool. Write ``<name>.png`` overlays. Defaults to True.
+        overlays: bool. Write ``<name>.png`` overlays (:func:`synpose_keras.viz.draw_prediction`:
+            at least 512 px on the longer side, colours per finger or limb, scores, a legend).
+            Defaults to True.
         skip_bad: bool. Skip unreadable images (listed in ``predictions.json`` under
             ``skipped``) instead of stopping. Defaults to False.
         min_score: float. Keypoints below this score are not drawn and, with ``crop``, not used
@@ -197,6 +289,14 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
             precision by one Newton step on the smoothed log-heatmap, Zhang et al., CVPR 2020)
             or "argmax" (the PCK protocol's integer heatmap cells). Recorded as ``decoding`` in
             every JSON file.
+        flip: bool. Mirror before the model, un-mirror after (see :func:`predict_arrays`):
+            right hands with a model trained on left hands. Recorded as ``flip``. Defaults to
+            False.
+        boxes: optional path of a boxes file (COCO detection results or per frame, see
+            :mod:`synpose_keras.inference.boxes`) or its parsed dict: every box of an image
+            scoring at least ``min_box_score`` is framed and predicted on its own; images
+            without an entry are framed whole. Defaults to None.
+        min_box_score: float. Defaults to 0.5.
 
     Returns:
         list of per-image dicts, as written to ``<name>.json``: ``image`` (path), ``width``,
@@ -221,9 +321,12 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
     from tqdm import tqdm
 
     from synpose_keras.ops.heatmaps import check_decoding
-    from synpose_keras.viz import draw_keypoints
 
     check_decoding(decoding)
+    if boxes is not None and not isinstance(boxes, dict):
+        from synpose_keras.inference.boxes import read_boxes
+
+        boxes = read_boxes(boxes, min_score=min_box_score)
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive int. Received: batch_size={batch_size}")
     run_dir = None
@@ -253,16 +356,19 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
                     bar.update(1)
             if not loaded:
                 continue
+            image_boxes = None
+            if boxes is not None:
+                from synpose_keras.inference.boxes import boxes_for
+
+                image_boxes = [boxes_for(boxes, path) for path, _, _ in loaded]
             preds = predict_arrays(model, [im for _, _, im in loaded], crop=crop,
-                                   min_score=min_score, decoding=decoding)
+                                   min_score=min_score, decoding=decoding, flip=flip,
+                                   skeleton=sk, boxes=image_boxes)
             for (path, name, im), pred in zip(loaded, preds):
                 overlay = None
                 if overlays:
                     overlay = f"{name}.png"
-                    radius = max(2.0, max(im.size) / 150.0)
-                    drawn = draw_keypoints(im, pred["keypoints"], sk, scores=pred["scores"],
-                                           min_score=min_score, radius=radius,
-                                           line_width=max(1, int(round(radius / 2))))
+                    drawn = _draw(im, pred, sk, min_score)
                     drawn.save(os.path.join(out_dir, overlay))
                 row = {
                     "image": os.path.abspath(path),
@@ -276,8 +382,15 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
                     "region": pred["region"],
                     "crop": bool(crop),
                     "decoding": decoding,
+                    "flip": bool(flip),
                     "overlay": overlay,
                 }
+                if "instances" in pred:
+                    row["instances"] = [
+                        {"bbox": inst["bbox"], "box_score": inst["box_score"],
+                         "keypoints": inst["keypoints"].tolist(),
+                         "scores": inst["scores"].tolist(), "region": inst["region"]}
+                        for inst in pred["instances"]]
                 _write_json(os.path.join(out_dir, f"{name}.json"), row)
                 results.append(row)
                 bar.update(1)

@@ -103,16 +103,19 @@ def _overlays(run_dir: str, config: dict, out_dir: str, count: int) -> tuple:
     from synpose_keras.datasets.pipeline import eval_pipeline
     from synpose_keras.inference.loading import load_pose_model
     from synpose_keras.skeletons import get_skeleton
-    from synpose_keras.viz import contact_sheet, draw_keypoints
+    from synpose_keras.viz import add_legend, contact_sheet, draw_keypoints
 
     model, _, _ = load_pose_model(model_path)
     skeleton = get_skeleton(meta["skeleton"])
+    chosen = _spread_over_sequences(target, split, count)
     ds = eval_pipeline(target, input_size=int(model.input_size),
                        heatmap_size=int(model.heatmap_size), batch_size=count, split=split)
-    batch = next(iter(ds.unbatch().take(count).batch(count)))
-    images = batch["image"].numpy()
+    picked = [example for index, example in enumerate(ds.unbatch().take(max(chosen) + 1))
+              if index in chosen]
+    images = np.stack([e["image"].numpy() for e in picked])
     predicted, scores = model.predict_keypoints(images)
-    gt, visible = batch["keypoints"].numpy(), batch["visible"].numpy()
+    gt = np.stack([e["keypoints"].numpy() for e in picked])
+    visible = np.stack([e["visible"].numpy() for e in picked])
     tiles = []
     for image, kp, sc, g, v in zip(images, predicted, scores, gt, visible):
         tile = np.clip(image, 0, 255).astype(np.uint8)
@@ -122,9 +125,42 @@ def _overlays(run_dir: str, config: dict, out_dir: str, count: int) -> tuple:
     scale = max(1, 256 // max(1, int(model.input_size)))
     if scale > 1:  # small demo inputs: enlarge so the skeleton is visible
         sheet = sheet.resize((sheet.size[0] * scale, sheet.size[1] * scale), 0)
+    sheet = add_legend(sheet, [((255, 255, 255), "ground truth"),
+                               (None, "prediction (one colour per keypoint)")])
     out = os.path.join(out_dir, "predictions.png")
     sheet.save(out)
-    return out, f"{len(tiles)} {split} images of {target}"
+    return out, (f"{len(tiles)} {split} images of {target}"
+                 + (f" ({chosen.sequences} sequences)" if chosen.sequences > 1 else ""))
+
+
+class _Chosen(set):
+    """Indices of the records drawn, and how many sequences they come from."""
+
+    sequences = 0
+
+
+def _spread_over_sequences(target: str, split: str, count: int, scan: int = 5000) -> _Chosen:
+    """Indices of ``count`` records of ``split``, one per sequence first (in record order, among
+    the first ``scan`` records), then the next records; datasets without sequences give the
+    first ``count``."""
+    from synpose_keras.datasets import load_records
+
+    sequences = [s.numpy().decode("utf-8", "replace") for s in
+                 load_records(target, split).map(lambda r: r["sequence"]).take(scan)]
+    first, seen = [], set()
+    for index, sequence in enumerate(sequences):
+        if sequence and sequence not in seen:
+            seen.add(sequence)
+            first.append(index)
+    chosen = first[:count]
+    for index in range(len(sequences)):
+        if len(chosen) >= count:
+            break
+        if index not in chosen:
+            chosen.append(index)
+    out = _Chosen(chosen)
+    out.sequences = len({sequences[i] for i in chosen if sequences[i]})
+    return out
 
 
 def make_report(run_dir, out_dir: Optional[str] = None, num_overlays: int = 8) -> dict:
@@ -152,7 +188,7 @@ def make_report(run_dir, out_dir: Optional[str] = None, num_overlays: int = 8) -
     """
     from synpose_keras.metrics import table_to_markdown
     from synpose_keras.skeletons import get_skeleton
-    from synpose_keras.viz import pck_bars, pseudo_label_curves, training_curves
+    from synpose_keras.viz import metric_curves, pck_bars, pseudo_label_curves, training_curves
 
     run_dir = os.path.abspath(os.fspath(run_dir))
     config = _read_json(os.path.join(run_dir, "config.json")) or {}
@@ -176,7 +212,8 @@ def make_report(run_dir, out_dir: Optional[str] = None, num_overlays: int = 8) -
     if rows:
         split = (evaluation or {}).get("split", "")
         figures["pck"] = pck_bars(rows, os.path.join(out_dir, "pck.png"),
-                                  title=f"PCK@0.05 on the target {split} split")
+                                  title=f"PCK@0.05 on the target {split} split",
+                                  columns=skeleton.columns if skeleton else None)
     else:
         skipped["pck"] = "no evaluation.json rows"
 
@@ -202,7 +239,7 @@ def make_report(run_dir, out_dir: Optional[str] = None, num_overlays: int = 8) -
                  for s, h in histories.items()}
     monitored = {s: h for s, h in monitored.items() if h}
     if monitored:
-        figures["target_pck"] = training_curves(monitored, os.path.join(out_dir, "target_pck.png"))
+        figures["target_pck"] = metric_curves(monitored, os.path.join(out_dir, "target_pck.png"))
 
     # ---------------------------------------------------------------- overlays
     overlay_note = None

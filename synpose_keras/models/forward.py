@@ -13,7 +13,8 @@ def forward_function(model):
     """``model(x, training=False)`` as a traced function, built once per model.
 
     ``model.predict`` builds a data adapter and an iterator on every call (about 0.36 s per
-    call for ``PosePredictor.paper()`` on a 2-core CPU, benchmarks/README.md F7), and
+    call for ``PosePredictor.paper()`` on a 2-core CPU, benchmarks/README.md,
+    "Changes and findings"), and
     ``predict_on_batch`` under a ``tf.distribute`` strategy replicates the whole batch on every
     replica; this function does neither. It is cached in a weak-keyed dictionary (freed with the
     model) and traced with ``reduce_retracing``, so batches of other sizes reuse one trace. On a

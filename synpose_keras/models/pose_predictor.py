@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import keras
 from keras import layers, ops
@@ -314,6 +316,8 @@ class PosePredictor(keras.Model):
         Returns:
             tuple of numpy arrays: keypoints (N, K, 2) (x, y) in input pixels (decoded heatmap
             position × stride) and scores (N, K) (heatmap maxima, whatever the decoding).
+
+        Warns (``UserWarning``) when the images are not the model's square input size.
         """
         check_decoding(decoding)
         images = np.asarray(images)
@@ -322,6 +326,13 @@ class PosePredictor(keras.Model):
                 "`images` must have shape (N, H, W, 3). "
                 f"Received: images.shape={images.shape}"
             )
+        if images.shape[1:3] != (self.input_size, self.input_size):
+            warnings.warn(
+                f"predict_keypoints: the images are {images.shape[2]}x{images.shape[1]} px, the "
+                f"model's input is {self.input_size}x{self.input_size}; keypoints are read in "
+                "the given pixels, but the model was trained on square crops of that size. Frame "
+                "images first (synpose_keras.inference.predict_arrays, or `synpose predict`, "
+                "which letterbox or crop and map back to original pixels).", stacklevel=2)
         if len(images) <= (batch_size or 32):
             heatmaps = np.asarray(forward_function(self)(images))
         else:

@@ -607,3 +607,72 @@ def load_config(path: str) -> TrainConfig:
             "from a copy, or start a new run with another --out."
         ) from err
     return TrainConfig.from_dict(data).validate()
+
+
+# keys of RUN/config.json that record what happened to a run rather than configure it
+_RECORD_KEYS = ("resume_overrides",)
+
+
+def read_config_file(path: str) -> dict:
+    """Reads a config file for ``synpose train --config``: JSON, or YAML when PyYAML is installed.
+
+    The file holds the fields of ``RUN/config.json`` (all of them, as that file does, or only
+    some: the others come from the preset), nested by section (``{"adapt": {"lr": 3e-4}}``) or as
+    dotted keys (``{"adapt.lr": 3e-4}``). ``RUN/config.json`` itself can be passed back.
+
+    Args:
+        path: str. A ``.json`` file, or a ``.yaml``/``.yml`` file.
+
+    Returns:
+        dict ``{dotted field: value}`` (the record ``resume_overrides`` left out), for
+        :func:`apply_overrides`.
+
+    Raises:
+        ValueError: the file is missing, empty, not valid JSON/YAML, not a mapping, or YAML
+            without PyYAML (each message names the file and what was expected).
+    """
+    import os
+
+    if not os.path.isfile(path):
+        raise ValueError(f"Config file not found: {path}. Expected a JSON or YAML file with the "
+                         "fields of RUN/config.json.")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if not text.strip():
+        raise ValueError(f"{path} is empty; expected a JSON or YAML mapping of config fields "
+                         "(RUN/config.json is one).")
+    if path.lower().endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"{path} is YAML; reading it needs PyYAML (pip install pyyaml, or "
+                             "pip install synpose-keras[yaml]). Or pass the same fields as JSON "
+                             "(RUN/config.json is one).") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path} is not valid YAML ({' '.join(str(err).split())})") from err
+    else:
+        try:
+            data = json.loads(text)
+        except ValueError as err:
+            raise ValueError(f"{path} is not valid JSON ({err}); expected a mapping of config "
+                             "fields (RUN/config.json is one), or a .yaml file.") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a mapping of config fields (like RUN/config.json). "
+                         f"Received: a {type(data).__name__}")
+    fields = {k: v for k, v in data.items() if k not in _RECORD_KEYS}
+    return _flatten_fields(fields, TrainConfig().to_dict())
+
+
+def _flatten_fields(data: dict, template: Optional[dict], prefix: str = "") -> dict:
+    """Nested sections -> dotted keys; a dict under a non-section field stays a value."""
+    out = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        section = template.get(key) if isinstance(template, dict) else None
+        if isinstance(value, dict) and (template is None or isinstance(section, dict)):
+            out.update(_flatten_fields(value, section, path + "."))
+        else:
+            out[path] = value
+    return out

@@ -102,7 +102,7 @@ CASES = ("independent", "shared", "base_exact")
 #: largest offset) and settle within about half a pixel.
 STEPS = 40
 LR_PX = 0.5
-#: Held-out pairs used by items 1 and 2.
+#: Held-out pairs used by the keypoint correction and the lambda_rec calibration.
 NUM_PAIRS = 16
 #: Gates of the keypoint correction (printed, never enforced).
 GATE_COS = 0.3
@@ -110,7 +110,7 @@ GATE_REDUCTION = 0.25
 #: The readout gate (examples/readout_gate.py): median |local - argmax| in heatmap pixels.
 READOUT_GATE_PX = 0.3
 READOUT_LIMIT = 300
-#: The pseudo-label error of item 2, in heatmap pixels.
+#: The pseudo-label error of the lambda_rec calibration, in heatmap pixels.
 PL_SHIFT_HM_PX = 1
 _ADAM = (0.9, 0.999, 1e-8)
 
@@ -316,8 +316,8 @@ def lambda_rec_from_gradients(predictor, reconstruct_fn, loss_fn, base, driving,
                               lambda_rec: Optional[float] = None, seed: int = 0) -> dict:
     """The lambda_rec that gives L_rec the pseudo-label loss's pull on a keypoint.
 
-    See the module docstring (item 2) for the definitions; the formula is
-    ``lambda_rec = lambda_pl * g_pl / (mask_fraction * K * g_rec)``.
+    See the module docstring ("lambda_rec from the gradients at the keypoints") for the
+    definitions; the formula is ``lambda_rec = lambda_pl * g_pl / (mask_fraction * K * g_rec)``.
 
     Args:
         predictor: PosePredictor (inference mode).
@@ -555,10 +555,13 @@ def diagnose_run(run_dir: str, pairs: int = NUM_PAIRS, steps: int = STEPS, lr: f
             ``pretrain/pose_predictor.keras``, ``generator/warping_module.keras``,
             ``generator/generator.keras``, ``generator/pairs.json``,
             ``generator/reconstruction_check.json`` and the target named in ``config.json``).
-        pairs: int. Held-out pairs of items 1 and 2. Defaults to ``NUM_PAIRS`` (16).
-        steps: int. Adam steps of item 1. Defaults to ``STEPS`` (40).
-        lr: float. Adam step size of item 1, input pixels. Defaults to ``LR_PX`` (0.5).
-        offsets: tuple of float. Offsets of item 1, input pixels. Defaults to (4, 8).
+        pairs: int. Held-out pairs of the keypoint correction and the lambda_rec calibration.
+            Defaults to ``NUM_PAIRS`` (16).
+        steps: int. Adam steps of the keypoint correction. Defaults to ``STEPS`` (40).
+        lr: float. Adam step size of the keypoint correction, input pixels. Defaults to
+            ``LR_PX`` (0.5).
+        offsets: tuple of float. Offsets of the keypoint correction, input pixels. Defaults to
+            (4, 8).
         readout_limit: int. Target test images of the readout gate. Defaults to 300.
         json_path: optional str. Where to write the result; None writes ``RUN/diagnose.json``
             (give a path to leave the run folder untouched).

@@ -37,6 +37,7 @@ import tensorflow as tf
 from synpose_keras.datasets import read_meta
 from synpose_keras.skeletons import get_skeleton
 from synpose_keras.training.configs import TrainConfig
+from synpose_keras.training.progress import LineProgress, default_every, use_line_progress
 
 
 class TrainingDivergedError(RuntimeError):
@@ -274,6 +275,79 @@ class _StageCallback(keras.callbacks.Callback):
             self._stop(epoch, self.last_step)
 
 
+class EpochSummaries(keras.callbacks.Callback):
+    """TensorBoard beyond the epoch losses, in ``RUN/logs/<stage>/diagnostics``.
+
+    At each epoch end (after the stage's epoch-end work, whose values are in the history row):
+    every numeric value of the row that Keras did not log itself, as ``epoch_<name>`` (the
+    target PCK ``target_pck_all``; the pseudo-label statistics ``pl_overlap``,
+    ``pl_selected``, ``pl_accuracy``, ``pl_inversion``, ...; ``combined``), and, when
+    ``images`` is given, its overlays as the image ``predictions``.
+
+    Args:
+        log_dir: str. The stage's TensorBoard folder.
+        history: list. The stage's history rows (``{"epoch": e, ...}``).
+        images: optional callable(epoch) -> uint8 (N, H, W, 3), or None.
+    """
+
+    def __init__(self, log_dir: str, history: list, images=None):
+        super().__init__()
+        self.dir = os.path.join(log_dir, "diagnostics")
+        self.history = history
+        self.images = images
+        self._writer = None
+
+    def _file_writer(self):
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.dir)
+        return self._writer
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = self.history[-1] if self.history and self.history[-1].get("epoch") == epoch else {}
+        keras_keys = set(logs or {})
+        values = {k: float(v) for k, v in row.items()
+                  if k != "epoch" and k not in keras_keys and isinstance(v, (int, float))
+                  and not isinstance(v, bool) and math.isfinite(float(v))}
+        images = self.images(epoch) if self.images is not None else None
+        if not values and images is None:
+            return
+        with self._file_writer().as_default():
+            for key, value in values.items():
+                tf.summary.scalar(f"epoch_{key}", value, step=epoch)
+            if images is not None and len(images):
+                tf.summary.image("predictions", np.asarray(images, np.float32) / 255.0,
+                                 step=epoch, max_outputs=len(images))
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def write_summaries(log_dir: str, name: str, values: dict, step: int = 0) -> None:
+    """Writes the numeric ``values`` (nested dicts flattened with "/") as scalars
+    ``<name>/<key>`` in ``log_dir`` (e.g. the generator stage's reconstruction check)."""
+    flat = {}
+
+    def walk(prefix, value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}/{key}", item)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isfinite(float(value)):
+                flat[prefix] = float(value)
+
+    walk(name, values)
+    if not flat:
+        return
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default():
+        for key, value in flat.items():
+            tf.summary.scalar(key, value, step=step)
+    writer.close()
+
+
 # =============================================================================== one stage
 class _StageVariables(tf.Module):
     """Every variable of a stage model, by position in ``model.variables``, for its checkpoint.
@@ -308,7 +382,12 @@ class StageRunner:
         on_epoch_end: optional callable(epoch, logs) -> dict of extra logs.
         lr_schedule: optional callable(epoch) -> learning rate.
         checkpoint_every: int. Also checkpoint every N steps inside an epoch (0: epoch ends only).
-        verbose: int. Keras progress bar (1) or silent (0).
+        verbose: int. Progress (1) or silent (0). Progress is Keras's bar on a terminal and
+            plain lines (:class:`synpose_keras.training.progress.LineProgress`) otherwise.
+        progress_every: optional int. Print a plain progress line every N steps, also on a
+            terminal. Default (None): Keras's bar on a terminal, else about ten lines per epoch.
+        epoch_images: optional callable(epoch) -> uint8 (N, H, W, 3): prediction overlays
+            written to TensorBoard at each epoch end (:class:`EpochSummaries`).
         extra_state: callable() -> JSON state saved with each checkpoint, and
             restore_state: callable(state) to restore it.
         lr_key: str. The config field of the stage's learning rate, named in the NaN guard's
@@ -322,7 +401,8 @@ class StageRunner:
 
     def __init__(self, name, run_dir, model, make_dataset, epochs, iterations, trackables=None,
                  on_epoch_end=None, lr_schedule=None, checkpoint_every=0, verbose=1,
-                 extra_state=None, restore_state=None, log=print, lr_key=None):
+                 extra_state=None, restore_state=None, log=print, lr_key=None,
+                 progress_every=None, epoch_images=None):
         self.name = name
         self.lr_key = lr_key or f"{name}.lr"
         self.dir = os.path.join(run_dir, name)
@@ -336,6 +416,8 @@ class StageRunner:
         self.lr_schedule = lr_schedule
         self.checkpoint_every = int(checkpoint_every)
         self.verbose = verbose
+        self.progress_every = progress_every
+        self.epoch_images = epoch_images
         self.extra_state = extra_state
         self.restore_state = restore_state
         self.log = log
@@ -517,13 +599,22 @@ class StageRunner:
     def _fit(self, dataset, first_epoch, end_epoch, steps, first_step, history, prior=None):
         callback = _StageCallback(self, first_step, history, prior)
         tensorboard = keras.callbacks.TensorBoard(self.log_dir, write_graph=False)
+        callbacks = [callback, tensorboard,
+                     EpochSummaries(self.log_dir, history, images=self.epoch_images)]
+        keras_verbose = self.verbose
         if self.verbose:
             self.log(f"[{self.name}] epochs {first_epoch + 1}-{end_epoch} of {self.epochs}, "
                      f"{self.iterations} iterations each")
+            if use_line_progress(self.progress_every):
+                keras_verbose = 0
+                callbacks.append(LineProgress(
+                    self.name, self.epochs, self.iterations, first_step=first_step,
+                    every=self.progress_every or default_every(self.iterations), log=self.log,
+                    history=history))
         try:
             self.model.fit(dataset, steps_per_epoch=steps, initial_epoch=first_epoch,
-                           epochs=end_epoch, callbacks=[callback, tensorboard],
-                           verbose=self.verbose, shuffle=False)
+                           epochs=end_epoch, callbacks=callbacks,
+                           verbose=keras_verbose, shuffle=False)
         except tf.errors.InvalidArgumentError:
             # an op refused non-finite inputs (e.g. a gather indexed by NaN keypoints) before
             # any loss was seen: divergence if the weights hold NaN or inf, else a real error

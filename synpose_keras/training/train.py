@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from typing import Callable, Optional
 
 import keras
@@ -37,6 +38,7 @@ from synpose_keras.training.runner import (
     ensure_benchmark,
     lr_with_milestones,
     make_strategy,
+    write_summaries,
 )
 from synpose_keras.training.style_stage import StyleStage
 
@@ -66,8 +68,10 @@ class Trainer:
         config: TrainConfig (validated).
         run_dir: str. RUN folder.
         resume: bool. Continue the run in ``run_dir`` from its checkpoints.
-        verbose: int. 1 shows Keras progress bars.
+        verbose: int. 1 shows progress: Keras's bar on a terminal, plain lines otherwise
+            (:mod:`synpose_keras.training.progress`).
         log: callable for messages.
+        progress_every: optional int. A plain progress line every N steps, also on a terminal.
         overrides: optional dict. With ``resume``, the dotted-path overrides given now
             (``{"adapt.lr": "1e-4"}``); None compares ``config`` with the saved one instead.
             Applied from the next step on and recorded in ``config.json``, or refused
@@ -75,7 +79,8 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, run_dir: str, resume: bool = False, verbose: int = 1,
-                 log: Callable = print, checkpoint_every: int = 50, overrides=None):
+                 log: Callable = print, checkpoint_every: int = 50, overrides=None,
+                 progress_every: Optional[int] = None):
         self.run_dir = os.path.abspath(run_dir)
         self.log = log
         self.resume_changes = None
@@ -87,7 +92,9 @@ class Trainer:
             self._refuse_existing_run(resume)
         self.resume = resume
         self.verbose = verbose
+        self.progress_every = progress_every
         self.checkpoint_every = checkpoint_every
+        self.wall_times = {}
         self.skeleton = get_skeleton(config.task)
         os.makedirs(self.run_dir, exist_ok=True)
 
@@ -218,6 +225,8 @@ class Trainer:
             return self._run_locked()
 
     def _run_locked(self) -> dict:
+        started = time.perf_counter()
+        self.wall_times = {}
         self.resolve_data()
         if not os.path.exists(self.state_path):
             _write_json(self.state_path, {"completed": []})
@@ -230,19 +239,31 @@ class Trainer:
                 continue
             if stage in completed:
                 self.log(f"[{stage}] already completed in {self.run_dir}; skipped")
+                self.wall_times[stage] = None
                 continue
             keras.utils.set_random_seed(self.config.seed + STAGES.index(stage))
+            t0 = time.perf_counter()
             with self.strategy.scope():
                 getattr(self, f"stage_{stage}")()
+            self.wall_times[stage] = time.perf_counter() - t0
             self._complete(stage)
         if self._wants_reference() and "source-only" in self._state()["completed"]:
             self.log(f"[source-only] already completed in {self.run_dir}; skipped")
+            self.wall_times["source-only"] = None
         elif self._wants_reference():
             keras.utils.set_random_seed(self.config.seed + STAGES.index("adapt"))
+            t0 = time.perf_counter()
             with self.strategy.scope():
                 self.source_only_reference()
+            self.wall_times["source-only"] = time.perf_counter() - t0
             self._complete("source-only")
-        return self.evaluate()
+        t0 = time.perf_counter()
+        result = self.evaluate()
+        self.wall_times["evaluation"] = time.perf_counter() - t0
+        self.wall_times["total"] = time.perf_counter() - started
+        # this invocation's wall time per stage (None: completed before), not in evaluation.json
+        result["wall_time_s"] = dict(self.wall_times)
+        return result
 
     def _wants_reference(self) -> bool:
         from synpose_keras.training.methods import ADAPTING_METHODS
@@ -373,6 +394,7 @@ class Trainer:
             lambda e: stage_data.pretrain_dataset(c, self.training_source, c.target, e, restyle),
             c.pretrain.epochs, c.pretrain.iterations,
             on_epoch_end=self._eval_callback(predictor),
+            epoch_images=self._epoch_overlays(predictor),
             lr_schedule=(lr_with_milestones(lr, c.pretrain.lr_milestones)
                          if c.pretrain.lr_milestones else None),
             lr_key="source_only.lr" if pretraining_kind(c.method) == "erm" else "pretrain.lr")
@@ -413,8 +435,11 @@ class Trainer:
         _save_model(warp, self._path("generator", "warping_module.keras"))
         _save_model(gen, self._path("generator", "generator.keras"))
         from synpose_keras.training.reconstruction_check import check_generator_stage
-        check_generator_stage(c, predictor, warp, gen,
-                              self._path("generator", "reconstruction_check.json"), log=self.log)
+        check = check_generator_stage(c, predictor, warp, gen,
+                                      self._path("generator", "reconstruction_check.json"),
+                                      log=self.log)
+        write_summaries(os.path.join(self.run_dir, "logs", "generator", "diagnostics"),
+                        "reconstruction_check", check or {}, step=c.generator.epochs)
 
     def _new_generator_pair(self):
         g = self.config.generator
@@ -488,6 +513,8 @@ class Trainer:
             out.update(self._eval_callback(stage.teacher)(epoch, logs))
             return out
 
+        epoch_images = self._epoch_overlays(stage.teacher)
+
         def extra_state():
             return {"schedule_combined": schedule.combined, "analysis": analysis.state()}
 
@@ -499,7 +526,7 @@ class Trainer:
         runner = self._runner("adapt", stage,
                               lambda e: stage_data.adapt_dataset(c, c.source, c.target, e, a.rec),
                               a.epochs, a.iterations, trackables=trackables,
-                              on_epoch_end=on_epoch_end,
+                              on_epoch_end=on_epoch_end, epoch_images=epoch_images,
                               lr_schedule=lr_with_milestones(a.lr, a.lr_milestones),
                               extra_state=extra_state, restore_state=restore_state)
         runner.run(self.resume)
@@ -511,7 +538,7 @@ class Trainer:
     def _runner(self, name, stage, make_dataset, epochs, iterations, **kwargs) -> StageRunner:
         return StageRunner(name, self.run_dir, stage, make_dataset, epochs, iterations,
                            checkpoint_every=self.checkpoint_every, verbose=self.verbose,
-                           log=self.log, **kwargs)
+                           log=self.log, progress_every=self.progress_every, **kwargs)
 
     def _eval_callback(self, predictor):
         """Per-epoch PCK (All column) on the labelled target test split, when there is one."""
@@ -525,6 +552,38 @@ class Trainer:
             return {"target_pck_all": result["table"]["All"]}
 
         return callback
+
+    def _epoch_overlays(self, predictor, count: int = 4):
+        """callable(epoch) -> overlays of ``predictor`` on the first ``count`` target images
+        (ground truth in white where labelled), for TensorBoard; None without target data."""
+        meta = getattr(self, "meta", {}).get("target") or {}
+        counts = meta.get("counts") or {}
+        split = "test" if counts.get("test") else next((s for s, n in counts.items() if n), None)
+        if split is None:
+            return None
+        c = self.config
+
+        def images(epoch):
+            from synpose_keras.datasets.pipeline import eval_pipeline
+            from synpose_keras.viz import draw_keypoints
+
+            batch = next(iter(eval_pipeline(c.target, input_size=c.model.input_size,
+                                            heatmap_size=c.model.heatmap_size,
+                                            batch_size=count, split=split).take(1)))
+            pictures = batch["image"].numpy()
+            keypoints, scores = predictor.predict_keypoints(pictures)
+            tiles = []
+            for image, kp, sc, gt, vis in zip(pictures, keypoints, scores,
+                                              batch["keypoints"].numpy(),
+                                              batch["visible"].numpy()):
+                tile = draw_keypoints(np.clip(image, 0, 255).astype(np.uint8), gt,
+                                      self.skeleton, visible=vis, radius=1.5,
+                                      color=(255, 255, 255))
+                tiles.append(np.asarray(draw_keypoints(tile, kp, self.skeleton, scores=sc,
+                                                       radius=1.5)))
+            return np.stack(tiles)
+
+        return images
 
     @property
     def config_eval_limit(self) -> Optional[int]:
@@ -600,7 +659,11 @@ def _has_labelled_split(meta: dict, split: str) -> bool:
 
 
 def train(config: TrainConfig, run_dir: str, resume: bool = False, verbose: int = 1,
-          log: Callable = print, checkpoint_every: int = 50, overrides=None) -> dict:
-    """Runs ``config.stages`` in ``run_dir`` and returns the evaluation (see ``Trainer``)."""
+          log: Callable = print, checkpoint_every: int = 50, overrides=None,
+          progress_every: Optional[int] = None) -> dict:
+    """Runs ``config.stages`` in ``run_dir`` and returns the evaluation (see ``Trainer``), with
+    ``wall_time_s``: this call's seconds per stage (None: completed before), ``evaluation`` and
+    ``total`` (:func:`synpose_keras.training.progress.format_wall_times` prints them)."""
     return Trainer(config, run_dir, resume=resume, verbose=verbose, log=log,
-                   checkpoint_every=checkpoint_every, overrides=overrides).run()
+                   checkpoint_every=checkpoint_every, overrides=overrides,
+                   progress_every=progress_every).run()

@@ -185,5 +185,5 @@ def test_layout_errors_and_bad_samples(coco, tmp_path):
                    progress=False)
     reasons = {s["source_id"]: s["reason"] for s in meta["skipped"]["test"]}
     assert sorted(reasons) == ["000010.jpg#21", "gone.jpg#22"]
-    assert "expected 51 keypoint values" in reasons["000010.jpg#21"]
+    assert "expected 17 keypoints, flat (51 values" in reasons["000010.jpg#21"]
     assert "not found" in reasons["gone.jpg#22"]

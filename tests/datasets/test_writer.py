@@ -331,8 +331,11 @@ def test_crop_box_is_shifted_not_padded():
     assert crop_box(np.array([[90.0, 70.0], [98.0, 78.0]]), vis, 100, 80, 1.5) == (88, 68, 12)
     # centred: side 1.5 * 20 = 30 around (50, 40)
     assert crop_box(np.array([[40.0, 30.0], [60.0, 50.0]]), vis, 100, 80, 1.5) == (35, 25, 30)
-    # larger than the image: overhangs (both shifts applied, like TLlib's scale_box)
-    assert crop_box(np.array([[10.0, 10.0], [70.0, 70.0]]), vis, 100, 80, 1.5) == (0, -10, 90)
+    # larger than the image: TLlib's scale_box caps the side at the shorter side (the default)
+    assert crop_box(np.array([[10.0, 10.0], [70.0, 70.0]]), vis, 100, 80, 1.5) == (0, 0, 80)
+    # policy "pad": never capped, overhangs (both shifts applied) and is padded
+    assert crop_box(np.array([[10.0, 10.0], [70.0, 70.0]]), vis, 100, 80, 1.5,
+                    policy="pad") == (0, -10, 90)
     # nothing visible -> no crop
     assert crop_box(np.zeros((2, 2)), np.zeros(2), 100, 80) is None
 

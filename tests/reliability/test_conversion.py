@@ -220,7 +220,9 @@ def test_crop_size_is_capped_instead_of_allocating_terabytes():
     record = Record(image=np.zeros((48, 64, 3), np.uint8), keypoints=keypoints,
                     visible=np.ones(k, np.float32), source_id="x/1")
     with pytest.raises(BadSampleError, match="'x/1'.*8 x the 64x48 image"):
-        transform_record(record, crop=True)
+        transform_record(record, crop=True, crop_policy="pad")
+    # the default (TLlib's scale_box) caps the side at the image's shorter side
+    assert transform_record(record, crop=True).image.shape == (48, 48, 3)
 
 
 # ------------------------------------------------------------------ item 10

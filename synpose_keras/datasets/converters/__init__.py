@@ -3,6 +3,7 @@
 from synpose_keras.datasets.converters.base import (  # noqa: F401
     CONVERTERS,
     BadSampleError,
+    ConversionWarning,
     Converter,
     DatasetLayoutError,
     Item,

@@ -22,6 +22,12 @@ class DatasetLayoutError(FileNotFoundError):
     """The source folder does not have the official layout (names the file that was expected)."""
 
 
+class ConversionWarning(UserWarning):
+    """The source looks inconsistent with what the converter assumes (a joint mapping that swaps
+    sides, fingertips nearer the wrist than their MCPs, ...). ``synpose convert`` prints it as a
+    ``Warning:`` line; converters keep their warnings in ``describe()`` (``meta.json``)."""
+
+
 class BadSampleError(ValueError):
     """One sample is corrupt or inconsistent (truncated image, NaN keypoints, ...).
 
@@ -71,12 +77,17 @@ class Item:
 
 @dataclasses.dataclass(frozen=True)
 class Option:
-    """A converter-specific option, exposed on the command line as ``--<name with dashes>``."""
+    """A converter-specific option, exposed on the command line as ``--<name with dashes>``.
+
+    ``choices``: the accepted values of a ``str`` option, listed as choices in the help and
+    checked by the command line (the converter checks them too, with :meth:`Converter.check_choice`).
+    """
 
     name: str
     type: type
     default: Any
     help: str
+    choices: Optional[tuple] = None
 
 
 class Converter(abc.ABC):
@@ -96,6 +107,8 @@ class Converter(abc.ABC):
     has_3d: ClassVar[bool] = False
     splits: ClassVar[Sequence[str]] = ("train", "test")
     OPTIONS: ClassVar[Sequence[Option]] = ()
+    #: Help of the SRC argument of ``synpose convert <name> SRC``.
+    src_help: ClassVar[str] = "Folder of the official release."
 
     def __init__(self, src: str, **options: Any) -> None:
         self.src = str(src)
@@ -109,8 +122,11 @@ class Converter(abc.ABC):
         self.options = {n: o.default for n, o in known.items()}
         self.options.update(options)
 
-    def check_choice(self, name: str, choices: Sequence[str]) -> str:
-        """Returns option ``name``; a ValueError says the allowed values if it is not one."""
+    def check_choice(self, name: str, choices: Optional[Sequence[str]] = None) -> str:
+        """Returns option ``name``; a ValueError says the allowed values if it is not one.
+        ``choices`` defaults to the option's own ``Option.choices``."""
+        if choices is None:
+            choices = next(o.choices for o in self.OPTIONS if o.name == name)
         value = self.options[name]
         if value not in choices:
             allowed = (" or ".join(repr(c) for c in choices) if len(choices) == 2

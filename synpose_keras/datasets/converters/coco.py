@@ -8,8 +8,8 @@ Layout (the official COCO 2017 release by default; any COCO-style keypoint datas
     SRC/val2017/<file_name>                           --test-images
 
 JSON fields read: ``images[]`` (``id``, ``file_name``), ``annotations[]`` (``image_id``,
-``keypoints`` flat ``[x, y, v] * N``, ``iscrowd``, ``id``), ``categories[].keypoints`` (joint
-names). One record per annotation (person/hand instance), with the whole image; convert with
+``keypoints`` flat ``[x, y, v] * N`` or nested ``[[x, y, v], ...]``, ``iscrowd``, ``id``),
+``categories[].keypoints`` (joint names). One record per annotation (person/hand instance), with the whole image; convert with
 ``--crop`` to store the square crop around each instance. Visibility: ``v > 0`` (labelled,
 occluded or not) -> 1. COCO pixel coordinates are used as they are.
 
@@ -24,25 +24,36 @@ Joint mapping onto the canonical skeleton (``--mapping``):
 - built in, COCO-17 -> Body16 (when the category names are COCO's): limbs by name; pelvis =
   mid-hips and thorax = mid-shoulders (visible when both sources are); upper neck and head top
   are not derivable from COCO (it has no neck or head-top joint): stored invisible, at the
-  mid-point of thorax and nose and at the nose respectively. Note the annotation gap: COCO
-  shoulders/hips are not MPII's (see ``datasets/coco.md``).
+  mid-point of thorax and nose and at the nose respectively (when the nose is unlabelled: at the
+  mean of the labelled eyes and ears, else of the labelled joints, never at the origin). Note
+  the annotation gap: COCO shoulders/hips are not MPII's (see ``datasets/coco.md``).
 - built in, 21 joints -> Hand21: identity (the source must already be in Hand21 order).
 - a JSON file: either a dict ``{target_name: source}`` or a list (one entry per target joint in
   canonical order), where ``source`` is a source joint name, a source index, a list of them
   (mid-point / mean, visible when all are) or ``null`` (not derivable: invisible). Targets left
   out of a dict are invisible.
+
+Mapping checks (a ``ConversionWarning``, shown as ``Warning: ...`` by ``synpose convert``): a body
+mapping that sends a ``left``/``l_`` source joint to an ``r_`` target (or the reverse) swaps the
+sides (Body16's sides are the person's, as COCO's); a hand mapping under which the fingertip is
+nearer the wrist than its MCP for at least three quarters of the labelled fingers (at least 10
+checked, on the first 2000 instances) has the joints in another order than Hand21's (wrist, then
+thumb to little finger, each MCP, PIP, DIP, tip).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import warnings
 
 import numpy as np
 
 from synpose_keras.datasets.converters._image import load_image
 from synpose_keras.datasets.converters.base import (
     BadSampleError,
+    ConversionWarning,
     Converter,
     DatasetLayoutError,
     Item,
@@ -79,6 +90,9 @@ COCO17_TO_BODY16 = {
 }
 
 _SEQUENCE_KEYS = ("sequence", "video_id", "seq")
+_CHECKED_INSTANCES = 2000  # instances read by the hand-mapping check
+_MIN_FINGERS = 10  # labelled fingers needed before it warns
+_INVERTED_SHARE = 0.75  # share of them with the tip nearer the wrist than the MCP
 _FRAME_KEYS = ("frame", "frame_id")
 _VIEW_KEYS = ("view", "camera", "cam_idx", "camera_id")
 
@@ -88,6 +102,60 @@ def _first(d: dict, keys, default):
         if k in d and d[k] is not None:
             return d[k]
     return default
+
+
+def keypoint_triplets(raw, num_joints: int, where: str) -> np.ndarray:
+    """COCO ``keypoints``, flat ``[x, y, v] * N`` or nested ``[[x, y, v], ...]`` -> (N, 3).
+
+    Raises:
+        BadSampleError: another shape or count (names ``where`` and what was expected).
+    """
+    try:
+        values = np.asarray(raw, np.float64)
+    except (TypeError, ValueError):
+        raise BadSampleError(f"{where}: keypoints must be numbers, flat [x, y, v] * "
+                             f"{num_joints} or nested [[x, y, v], ...]") from None
+    if values.shape in ((3 * num_joints,), (num_joints, 3)):
+        return values.reshape(num_joints, 3)
+    raise BadSampleError(f"{where}: expected {num_joints} keypoints, flat ({3 * num_joints} values "
+                         f"[x, y, v, ...]) or nested ({num_joints} x [x, y, v]); got an array of "
+                         f"shape {list(values.shape)}")
+
+
+_LEFT = re.compile(r"(^|[^a-z])(left|l)([^a-z]|$)")
+_RIGHT = re.compile(r"(^|[^a-z])(right|r)([^a-z]|$)")
+
+
+def _side(name: str):
+    name = name.lower()
+    left, right = bool(_LEFT.search(name)), bool(_RIGHT.search(name))
+    return "l" if left and not right else "r" if right and not left else None
+
+
+def swapped_sides(mapping: list, target_names, source_names) -> list:
+    """``[(target, source), ...]`` where the mapping sends a left source joint (by name:
+    ``left_*``, ``l_*``, ``*_l``) to a right target or the reverse."""
+    out = []
+    for target, sources in zip(target_names, mapping):
+        t_side = _side(target)
+        for i in sources:
+            s_side = _side(source_names[i])
+            if t_side and s_side and t_side != s_side:
+                out.append((target, source_names[i]))
+    return out
+
+
+def inverted_fingers(keypoints: np.ndarray, visible: np.ndarray) -> tuple:
+    """Counts, over (instance, finger), the Hand21 fingers whose tip is nearer the wrist than
+    their MCP. ``keypoints``: (M, 21, 2); ``visible``: (M, 21). Returns ``(inverted, labelled)``
+    over the fingers with the wrist, MCP and tip labelled."""
+    kp, vis = np.asarray(keypoints, np.float64), np.asarray(visible) > 0
+    mcp, tip = np.arange(1, 21, 4), np.arange(4, 21, 4)
+    wrist = kp[:, :1]
+    d_mcp = np.linalg.norm(kp[:, mcp] - wrist, axis=-1)
+    d_tip = np.linalg.norm(kp[:, tip] - wrist, axis=-1)
+    labelled = vis[:, :1] & vis[:, mcp] & vis[:, tip]
+    return int(np.sum((d_tip < d_mcp) & labelled)), int(np.sum(labelled))
 
 
 def _resolve_mapping(spec, target_names, source_names, where: str) -> list:
@@ -188,11 +256,14 @@ class COCOConverter(Converter):
     """
 
     name = "coco"
+    src_help = ("Dataset root: the annotation JSON files and image folders are relative to it "
+                "(the official COCO 2017 layout by default).")
     skeleton = "body16"
     has_3d = False
     splits = ("train", "test")
     OPTIONS = (
-        Option("task", str, "body", "Skeleton: 'body' (Body16) or 'hand' (Hand21)."),
+        Option("task", str, "body", "Skeleton: 'body' (Body16) or 'hand' (Hand21).",
+               choices=("body", "hand")),
         Option("train_json", str, "annotations/person_keypoints_train2017.json",
                "Annotation JSON of the train split, relative to SRC ('' = none)."),
         Option("test_json", str, "annotations/person_keypoints_val2017.json",
@@ -242,6 +313,7 @@ class COCOConverter(Converter):
             except ValueError as err:
                 raise ValueError(f"{mpath}: not valid JSON ({err})") from err
         self._cache: dict = {}
+        self.mapping_warnings: list = []
 
     def _path(self, value: str) -> str:
         return value if os.path.isabs(value) else os.path.join(self.src, value)
@@ -277,17 +349,31 @@ class COCOConverter(Converter):
             return _resolve_mapping(COCO17_TO_BODY16, target, names, "built-in COCO-17 -> Body16")
         if self.skeleton == "hand21" and len(names) == 21:
             return [[i] for i in range(21)]
+        if self.skeleton == "body16" and len(names) == 21:
+            raise DatasetLayoutError(
+                f"{path}: these 21 keypoints ({names[:3]}...) look like a hand, and the task is "
+                "'body' (the default); pass --task hand (Hand21, the joints in Hand21 order), or "
+                "--mapping FILE for another order"
+            )
         raise DatasetLayoutError(
             f"{path}: no built-in mapping from these {len(names)} keypoints ({names[:5]}...) onto "
             f"{self.skeleton}; pass --mapping FILE (a JSON object target -> source joint name)"
         )
 
-    def _fallback(self, names, src_kp):
+    def _fallback(self, names, src_kp, src_vis):
         """Positions of non-derivable Body16 joints (stored invisible): head top at the nose,
-        upper neck half-way between thorax and nose; None when there is no nose."""
+        upper neck half-way between thorax and nose; None when there is no nose joint.
+
+        An unlabelled nose (COCO stores it at (0, 0)) is replaced by the mean of the labelled
+        eyes and ears, else of every labelled joint (else the origin: nothing is labelled)."""
         if self.skeleton != "body16" or "nose" not in names:
             return None
         nose = src_kp[names.index("nose")]
+        if not src_vis[names.index("nose")] > 0:
+            face = [names.index(n) for n in ("left_eye", "right_eye", "left_ear", "right_ear")
+                    if n in names and src_vis[names.index(n)] > 0]
+            labelled = face or [i for i in range(len(names)) if src_vis[i] > 0]
+            nose = src_kp[labelled].mean(axis=0) if labelled else np.zeros(2)
         target = get_skeleton(self.skeleton).keypoint_names
         thorax = target.index("thorax")
 
@@ -315,6 +401,7 @@ class COCOConverter(Converter):
         image_dir = self._path(self.options[f"{split}_images"])
         n_src = len(info["names"])
         entries = []
+        checked = []  # keypoints of the first instances, for the mapping checks
         for a, ann in enumerate(data["annotations"]):
             if ann.get("iscrowd", 0) and not self.options["include_crowd"]:
                 continue
@@ -322,15 +409,22 @@ class COCOConverter(Converter):
             if flat is None or ann.get("image_id") not in images:
                 continue
             # a malformed keypoint list is listed anyway: the writer reports it (or skips it)
-            if len(flat) == 3 * n_src:
-                v = np.asarray(flat[2::3], np.float64)
+            try:
+                triplets = keypoint_triplets(flat, n_src, path)
+            except BadSampleError:
+                triplets = None
+            if triplets is not None:
+                v = triplets[:, 2]
                 mapped_vis = [bool(src) and all(v[i] > 0 for i in src) for src in info["mapping"]]
                 if sum(mapped_vis) < self.options["min_keypoints"]:
                     continue
+                if len(checked) < _CHECKED_INSTANCES:
+                    checked.append(triplets)
             img = images[ann["image_id"]]
             key = (str(_first(img, _SEQUENCE_KEYS, "")), int(_first(img, _FRAME_KEYS, 0)),
                    str(_first(img, _VIEW_KEYS, "")), order[ann["image_id"]], a)
             entries.append((key, ann, img))
+        self._check_mapping(info, checked)
         if any(e[0][0] for e in entries):
             entries.sort(key=lambda e: e[0])
         else:
@@ -340,6 +434,40 @@ class COCOConverter(Converter):
             source_id = f"{img['file_name']}#{ann.get('id', 'ann')}"
             items.append(Item(source_id, self._loader(split, ann, img, image_dir, source_id)))
         return items
+
+    def _check_mapping(self, info: dict, instances: list) -> None:
+        """Warns (``ConversionWarning``, once per annotation file) when the joint mapping
+        looks wrong: sides swapped by name, or fingertips nearer the wrist than their MCPs on
+        most labelled fingers. The warnings are kept in :meth:`describe` (``meta.json``)."""
+        if info.get("checked"):
+            return
+        info["checked"] = True
+        target = get_skeleton(self.skeleton).keypoint_names
+        found = []
+        swaps = swapped_sides(info["mapping"], target, info["names"])
+        if swaps:
+            pairs = ", ".join(f"{t} <- {s}" for t, s in swaps[:4])
+            found.append(f"{info['path']}: the joint mapping swaps left and right ({pairs}"
+                         f"{', ...' if len(swaps) > 4 else ''}); Body16's l_/r_ joints are the "
+                         "person's left/right, as COCO's. Check --mapping.")
+        if self.skeleton == "hand21" and instances:
+            kp, vis = [], []
+            for triplets in instances:
+                k, v = apply_mapping(triplets[:, :2], (triplets[:, 2] > 0).astype(np.float32),
+                                     info["mapping"])
+                kp.append(k)
+                vis.append(v)
+            inverted, labelled = inverted_fingers(np.stack(kp), np.stack(vis))
+            if labelled >= _MIN_FINGERS and inverted >= _INVERTED_SHARE * labelled:
+                found.append(
+                    f"{info['path']}: the hand mapping looks wrong: on {inverted} of {labelled} "
+                    "labelled fingers the fingertip is nearer the wrist than its MCP (expected on "
+                    "few, e.g. a fist). Hand21's order is the wrist, then thumb, index, middle, "
+                    "ring and little finger, each MCP, PIP, DIP, tip; pass --mapping FILE if the "
+                    "JSON's order differs.")
+        for message in found:
+            self.mapping_warnings.append(message)
+            warnings.warn(message, ConversionWarning, stacklevel=2)
 
     def _loader(self, split, ann, img, image_dir, source_id):
         def load() -> Record:
@@ -351,15 +479,11 @@ class COCOConverter(Converter):
         info = self._cache[split] if split in self._cache else self._load_json(split)
         names, mapping = info["names"], info["mapping"]
         where = f"{info['path']} annotation {ann.get('id')} ({img['file_name']})"
-        flat = np.asarray(ann["keypoints"], np.float64)
-        if flat.shape != (3 * len(names),):
-            raise BadSampleError(f"{where}: expected {3 * len(names)} keypoint values "
-                                 f"({len(names)} x [x, y, v]), got {flat.size}")
-        src = flat.reshape(-1, 3)
+        src = keypoint_triplets(ann["keypoints"], len(names), where)
         if not np.all(np.isfinite(src)):
             raise BadSampleError(f"{where}: keypoints contain NaN or inf")
         src_kp, src_vis = src[:, :2], (src[:, 2] > 0).astype(np.float32)
-        kp, vis = apply_mapping(src_kp, src_vis, mapping, self._fallback(names, src_kp))
+        kp, vis = apply_mapping(src_kp, src_vis, mapping, self._fallback(names, src_kp, src_vis))
         kp3d = intrinsics = None
         if self.has_3d:
             kp3d_src = ann.get("keypoints_3d")
@@ -402,4 +526,5 @@ class COCOConverter(Converter):
             "visibility": "v > 0 (labelled, occluded or not) -> 1",
             "split_rule": "one JSON file per split (train_json, test_json)",
             "records": "one per annotation (instance); whole image unless converted with --crop",
+            **({"mapping_warnings": list(self.mapping_warnings)} if self.mapping_warnings else {}),
         }

@@ -134,6 +134,15 @@ class FramesConverter(Converter):
         test_fraction: float. Fraction of frames (whole sequences) held out in a ``test`` split;
             0 gives a single ``train`` split. Defaults to 0.
         seed: int. Seed of the sequence shuffle for ``test_fraction``. Defaults to 42.
+        boxes: str. A boxes file (:mod:`synpose_keras.inference.boxes` formats), keyed by the
+            frame's source id (``seq/0001.jpg``, ``clip.mp4#frame=000010``), file name, stem
+            or numeric stem (COCO ``image_id``), or ``<sequence>/<frame index>`` for video
+            frames. Each box scoring at least ``min_box_score`` gives one record: the protocol's
+            square crop around it (1.5 x its longer side, capped at the frame's shorter side
+            and shifted inside, as TLlib's ``scale_box``), in the sequence ``<sequence>#box<n>``
+            for the n-th best box of the frame (no tracking: order by score). Frames without a
+            box are left out. Defaults to "" (whole frames).
+        min_box_score: float. Defaults to 0.5.
 
     Example:
 
@@ -143,14 +152,21 @@ class FramesConverter(Converter):
     """
 
     name = "frames"
+    src_help = ("Folder of your footage: one sub-folder of frames, or one video file, per "
+                "sequence.")
     skeleton = "hand21"
     has_3d = False
     splits = ("train", "test")
     OPTIONS = (
-        Option("task", str, "hand", "Skeleton of the records: 'hand' (Hand21) or 'body' (Body16)."),
+        Option("task", str, "hand", "Skeleton of the records: 'hand' (Hand21) or 'body' (Body16).",
+               choices=("hand", "body")),
         Option("every", int, 1, "Keep every n-th frame of each sequence."),
         Option("test_fraction", float, 0.0, "Hold out about this fraction of frames (whole sequences) as 'test'."),
         Option("seed", int, 42, "Seed of the sequence shuffle used by --test-fraction."),
+        Option("boxes", str, "", "Detection boxes (JSON: COCO detection results or {frame: "
+               "[[x, y, w, h], ...]}): one record per box, its 1.5 x square crop; frames "
+               "without a box are left out ('' = whole frames)."),
+        Option("min_box_score", float, 0.5, "With --boxes: ignore boxes scoring below this."),
     )
 
     def __init__(self, src: str, **options) -> None:
@@ -165,6 +181,18 @@ class FramesConverter(Converter):
             raise DatasetLayoutError(f"frames folder not found: {self.src}; pass a folder with one "
                                      "sub-folder of frames (or one video file) per sequence")
         self._entries = self._scan()
+        self._boxes = None
+        self.frames_without_boxes = 0
+        if self.options["boxes"]:
+            from synpose_keras.inference.boxes import BoxFileError, read_boxes
+
+            path = self.options["boxes"]
+            if not os.path.isabs(path) and not os.path.isfile(path):
+                path = os.path.join(self.src, path)
+            try:
+                self._boxes = read_boxes(path, min_score=float(self.options["min_box_score"]))
+            except BoxFileError as err:
+                raise DatasetLayoutError(str(err)) from err
         if not self._entries:
             raise DatasetLayoutError(
                 f"{self.src}: no frames found; expected sub-folders of images "
@@ -222,14 +250,50 @@ class FramesConverter(Converter):
             if e[3] == "video":
                 last[e[4]] = e[1]
         items = []
+        self.frames_without_boxes = 0
         for sequence, frame, source_id, kind, path in entries:
             if kind == "video":
                 if path not in readers:
                     readers[path] = _VideoReader(path, last_index=last[path])
-                items.append(Item(source_id, self._video_loader(readers[path], sequence, frame, source_id)))
+                loader = self._video_loader(readers[path], sequence, frame, source_id)
             else:
-                items.append(Item(source_id, self._image_loader(path, sequence, frame, source_id)))
+                loader = self._image_loader(path, sequence, frame, source_id)
+            if self._boxes is None:
+                items.append(Item(source_id, loader))
+                continue
+            boxes = self._frame_boxes(sequence, frame, source_id)
+            if not boxes:
+                self.frames_without_boxes += 1
+            for n, box in enumerate(boxes):
+                items.append(Item(f"{source_id}#box={n}", self._box_loader(loader, box, n)))
         return items
+
+    def _frame_boxes(self, sequence: str, frame: int, source_id: str) -> list:
+        from synpose_keras.inference.boxes import boxes_for
+
+        for key in (source_id, f"{sequence}/{frame}"):
+            if key in self._boxes:
+                return self._boxes[key]
+        return boxes_for(self._boxes, source_id.split("#")[0]) or []
+
+    def _box_loader(self, load_frame, box: dict, rank: int):
+        from synpose_keras.datasets.writer import _crop_pixels, crop_box
+
+        def load() -> Record:
+            record = load_frame()
+            h, w = record.image.shape[:2]
+            x, y, bw, bh = box["bbox"]
+            corners = np.array([[x, y], [x + bw, y + bh]], np.float64)
+            region = crop_box(corners, np.ones(2), w, h, 1.5, policy="tllib")
+            if region is None:
+                raise BadSampleError(f"{record.source_id}: box {box['bbox']} is too small to "
+                                     "crop (expected at least 2 px)")
+            left, top, side = region
+            return self._record(_crop_pixels(record.image, left, top, side),
+                                f"{record.sequence}#box{rank}", record.frame,
+                                f"{record.source_id}#box={rank}")
+
+        return load
 
     # ------------------------------------------------------------------ loading
 
@@ -261,4 +325,8 @@ class FramesConverter(Converter):
                            f"whole sequences shuffled with seed {self.options['seed']}; about "
                            f"{self.options['test_fraction']:.0%} of the frames in 'test'"),
             "frame": "index in the sequence (natural file order / video decode order), before --every",
+            **({"boxes": "one record per box scoring >= min_box_score: its 1.5 x square crop; "
+                         "sequence <sequence>#box<n> for the n-th best box of a frame",
+                "frames_without_boxes": self.frames_without_boxes}
+               if self._boxes is not None else {}),
         }

@@ -116,7 +116,8 @@ class H36MConverter(Converter):
         Option("every", int, 5, "Keep every n-th frame."),
         Option("sample_by", str, "frame",
                "'frame' (frame_idx % every == 0, keeps all views of a frame) or 'list' (TLlib: every "
-               "n-th entry of each subject's image list)."),
+               "n-th entry of each subject's image list).",
+               choices=("frame", "list")),
         Option("test_draws", int, 0,
                "0: all kept test frames; N > 0: N draws with replacement (TLlib: 3200)."),
         Option("draw_seed", int, 42, "Seed of the test draws (TLlib: 42)."),

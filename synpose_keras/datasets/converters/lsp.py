@@ -88,9 +88,11 @@ class LSPConverter(Converter):
     splits = ("train", "test")
     OPTIONS = (
         Option("flag", str, "occluded",
-               "Third row of joints.mat: 'occluded' (visible = 1 - flag, TLlib) or 'visible'."),
+               "Third row of joints.mat: 'occluded' (visible = 1 - flag, TLlib) or 'visible'.",
+               choices=("occluded", "visible")),
         Option("split_rule", str, "tllib",
-               "'tllib' (train = test = all images) or 'paper' (first half train, second half test)."),
+               "'tllib' (train = test = all images) or 'paper' (first half train, second half test).",
+               choices=("tllib", "paper")),
     )
 
     def __init__(self, src: str, **options) -> None:

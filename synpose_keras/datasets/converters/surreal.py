@@ -180,9 +180,11 @@ class SurrealConverter(Converter):
         Option("every", int, 10, "Keep every n-th frame of each clip."),
         Option("runs", str, "0,1,2", "Comma-separated runs (0, 1, 2) to include."),
         Option("shoulders", str, "collar",
-               "Body16 shoulders: 'collar' (SMPL 13/14, TLlib) or 'smpl' (SMPL 16/17)."),
+               "Body16 shoulders: 'collar' (SMPL 13/14, TLlib) or 'smpl' (SMPL 16/17).",
+               choices=("collar", "smpl")),
         Option("keypoints_2d", str, "stored",
-               "'stored' (joints2D, integer-rounded) or 'projected' (exact projection of joints3D)."),
+               "'stored' (joints2D, integer-rounded) or 'projected' (exact projection of joints3D).",
+               choices=("stored", "projected")),
     )
 
     def __init__(self, src: str, **options) -> None:

@@ -60,8 +60,10 @@ class SyntheticConverter(Converter):
     has_3d = True
     splits = ("train", "test")
     OPTIONS = (
-        Option("task", str, "hand", "'hand' (Hand21) or 'body' (Body16)."),
-        Option("domain", str, "source", "'source' (synthetic look) or 'target' (real look, sequences)."),
+        Option("task", str, "hand", "'hand' (Hand21) or 'body' (Body16).",
+               choices=("hand", "body")),
+        Option("domain", str, "source", "'source' (synthetic look) or 'target' (real look, sequences).",
+               choices=("source", "target")),
         Option("seed", int, 0, "Seed; the same seed gives the same benchmark."),
         Option("image_size", int, 128, "Side of the square images, in pixels."),
         Option("source_train", int, 2000, "Source 'train' images."),

@@ -132,7 +132,8 @@ class ThreeDPWConverter(Converter):
         Option("every", int, 1, "Keep every n-th frame."),
         Option("min_confidence", float, 0.3, "Keypoints with confidence above this are visible."),
         Option("min_keypoints", int, 6, "Skip person-frames with fewer confident OpenPose keypoints."),
-        Option("head_top", str, "invisible", "'invisible' (default) or 'estimate' (from neck and ears/eyes)."),
+        Option("head_top", str, "invisible", "'invisible' (default) or 'estimate' (from neck and ears/eyes).",
+               choices=("invisible", "estimate")),
     )
 
     def __init__(self, src: str, **options) -> None:

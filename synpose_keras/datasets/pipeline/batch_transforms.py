@@ -1,6 +1,7 @@
 """Batch-level form of ``prepare_example``: the small-op work once per batch.
 
-Findings F6(1) and F10 of benchmarks/README.md ("Changes and findings") introduced this module.
+Measured in benchmarks/README.md, "Changes and findings" ("Where the rest of the pipeline time
+goes", "One OpenCV call per batch, and processes that hang at exit").
 
 ``source_pipeline`` used to run :func:`~synpose_keras.datasets.pipeline.source.prepare_example`
 on every element: decode, the protocol crop, the augmentation draw and its 3x3 matrix algebra,
@@ -15,7 +16,7 @@ heatmap codec, a few hundred tiny ops per sample. It now runs the same computati
 3. per element again, :func:`decode_warp`: decode, slice, colour jitter, optional antialiased
    shrink and one ``ImageProjectiveTransformV3``; the heatmaps are encoded per batch afterwards.
    With the OpenCV backend (the default), :func:`decode_warp_batch` does the same for the whole
-   batch in one ``tf.numpy_function`` call (F10): no ``unbatch``/``batch``, one Python call per
+   batch in one ``tf.numpy_function`` call: no ``unbatch``/``batch``, one Python call per
    batch instead of TensorFlow decode, slice and warp ops per element.
 
 The formulas are those of ``transforms.keypoint_crop``, ``sample_augmentation``,

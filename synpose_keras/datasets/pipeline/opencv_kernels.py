@@ -21,7 +21,8 @@ core, and OpenCV, numpy's copies and ``einsum`` release the GIL while they work.
 pipeline's iterator is still alive, the iterator is destroyed during interpreter finalization,
 when tf.data's worker threads can no longer take the GIL: Python 3.11 ends such a thread on the
 spot, and the process then hangs or aborts ("terminate called without an active exception").
-Measured: 3 of 6 runs of "build a pipeline, take 3 batches, exit" (benchmarks/README.md, F10).
+Measured: 3 of 6 runs of "build a pipeline, take 3 batches, exit" (benchmarks/README.md,
+"One OpenCV call per batch, and processes that hang at exit").
 The first use of these kernels registers :func:`release_live_iterators` with ``atexit``, which
 runs before finalization and frees every live ``tf.data`` iterator while its threads can still
 finish their calls.
@@ -177,7 +178,7 @@ def _resample_rows(image2d: np.ndarray, start: np.ndarray, weights: np.ndarray) 
     """Rows of ``(n, m)`` -> ``(out, m)``: ``out[o] = sum_k weights[o, k] image2d[start[o] + k]``.
 
     A stacked matrix-vector product over the gathered windows: 20% faster than ``np.einsum``
-    here, and unaffected by numpy's BLAS threads (``einsum`` was slower with them; F10).
+    here, and unaffected by numpy's BLAS threads (``einsum`` was slower with them).
     """
     windows = sliding_window_view(image2d, weights.shape[1], axis=0)  # (n - span + 1, m, span)
     return np.matmul(windows[start], weights[:, :, None])[..., 0]

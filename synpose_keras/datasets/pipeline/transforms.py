@@ -34,9 +34,9 @@ def set_warp_backend(name: str) -> str:
 
     ``"opencv"`` (default): the images are warped with ``cv2.warpAffine`` (float32, bilinear,
     constant 0 border) through ``tf.numpy_function``, ~14x faster than TensorFlow's kernel for a
-    256² output on one core (benchmarks/README.md, F9); on encoded records ``source_pipeline`` /
+    256² output on one core (benchmarks/README.md, "Changes and findings"); on encoded records ``source_pipeline`` /
     ``eval_pipeline`` decode, colour-jitter, shrink and warp a whole batch in one call
-    (:mod:`~synpose_keras.datasets.pipeline.opencv_kernels`, F10). ``"tensorflow"``:
+    (:mod:`~synpose_keras.datasets.pipeline.opencv_kernels`). ``"tensorflow"``:
     ``ImageProjectiveTransformV3`` and TensorFlow's decode/resize, pure graph (e.g. to serialise
     a pipeline, or where OpenCV is unavailable). Both read the same coordinates (output pixel ->
     input point, pixel centres at integers) and the same decoded pixels; their outputs agree
