@@ -145,6 +145,18 @@ def run_config(run_dir: Optional[str]) -> dict:
         return json.load(f)
 
 
+def resolve_pose_model(model, skeleton=None):
+    """``(model, skeleton, run_dir)`` of a loaded Keras model or a ``.keras`` path / RUN folder.
+
+    ``model`` given as a path is loaded with :func:`load_pose_model` (``run_dir`` is its run
+    folder, or None); the skeleton follows :func:`model_skeleton`'s precedence.
+    """
+    run_dir = None
+    if isinstance(model, (str, os.PathLike)):
+        model, _, run_dir = load_pose_model(model)
+    return model, model_skeleton(model, run_dir=run_dir, skeleton=skeleton), run_dir
+
+
 def model_skeleton(model, run_dir: Optional[str] = None, skeleton=None) -> Skeleton:
     """The skeleton of a model's keypoints.
 

@@ -32,9 +32,8 @@ from synpose_keras.inference.framing import (
     to_original,
 )
 from synpose_keras.inference.loading import (
-    load_pose_model,
     model_input_size,
-    model_skeleton,
+    resolve_pose_model,
 )
 from synpose_keras.models.forward import forward_function
 
@@ -329,10 +328,7 @@ def predict_images(model, paths: Sequence, out_dir, crop: bool = False, skeleton
         boxes = read_boxes(boxes, min_score=min_box_score)
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive int. Received: batch_size={batch_size}")
-    run_dir = None
-    if isinstance(model, (str, os.PathLike)):
-        model, _, run_dir = load_pose_model(model)
-    sk = model_skeleton(model, run_dir=run_dir, skeleton=skeleton)
+    model, sk, _ = resolve_pose_model(model, skeleton)
     size = model_input_size(model)
     missing = [] if skip_bad else None
     files = list_images(paths, missing=missing)

@@ -67,16 +67,13 @@ def predict_video(model, path, out_dir, every: int = 1, skeleton=None, batch_siz
     import av
     from tqdm import tqdm
 
-    from synpose_keras.inference.loading import load_pose_model, model_input_size, model_skeleton
+    from synpose_keras.inference.loading import model_input_size, resolve_pose_model
     from synpose_keras.inference.predict import predict_arrays
     from synpose_keras.viz import draw_prediction
 
     if every < 1:
         raise ValueError(f"every must be >= 1. Received: every={every}")
-    run_dir = None
-    if isinstance(model, (str, os.PathLike)):
-        model, _, run_dir = load_pose_model(model)
-    sk = model_skeleton(model, run_dir=run_dir, skeleton=skeleton)
+    model, sk, _ = resolve_pose_model(model, skeleton)
     path = os.fspath(path)
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)

@@ -15,6 +15,16 @@ def _palette(n: int) -> list:
             for i in range(n)]
 
 
+def _image_and_keypoints(image, keypoints, skeleton: Skeleton, dtype):
+    """An RGB copy of ``image`` (PIL or uint8 array), the (K, 2) keypoints as ``dtype``, and K."""
+    img = image.copy() if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8))
+    kp = np.asarray(keypoints, dtype)
+    k = skeleton.num_keypoints
+    if kp.shape != (k, 2):
+        raise ValueError(f"keypoints must have shape ({k}, 2). Received: {kp.shape}")
+    return img.convert("RGB"), kp, k
+
+
 def draw_keypoints(image, keypoints, skeleton: Skeleton, visible=None, scores=None,
                    radius: float = 2.0, line_width: int = 1, min_score: float = 0.0,
                    color=None) -> Image.Image:
@@ -34,12 +44,7 @@ def draw_keypoints(image, keypoints, skeleton: Skeleton, visible=None, scores=No
     Returns:
         PIL.Image (RGB).
     """
-    img = image.copy() if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8))
-    img = img.convert("RGB")
-    kp = np.asarray(keypoints, np.float32)
-    k = skeleton.num_keypoints
-    if kp.shape != (k, 2):
-        raise ValueError(f"keypoints must have shape ({k}, 2). Received: {kp.shape}")
+    img, kp, k = _image_and_keypoints(image, keypoints, skeleton, np.float32)
     show = np.ones(k, bool)
     if visible is not None:
         show &= np.asarray(visible) > 0
@@ -156,12 +161,7 @@ def draw_prediction(image, keypoints, skeleton: Skeleton, scores=None, min_score
         PIL.Image (RGB), ``scale`` times the input size (``scale = max(1, min_side / longer
         side)``).
     """
-    img = image.copy() if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8))
-    img = img.convert("RGB")
-    kp = np.asarray(keypoints, np.float64)
-    k = skeleton.num_keypoints
-    if kp.shape != (k, 2):
-        raise ValueError(f"keypoints must have shape ({k}, 2). Received: {kp.shape}")
+    img, kp, k = _image_and_keypoints(image, keypoints, skeleton, np.float64)
     scale = max(1.0, float(min_side) / max(img.size))
     if scale > 1.0:
         img = img.resize((int(round(img.size[0] * scale)), int(round(img.size[1] * scale))),
