@@ -33,6 +33,7 @@ import numpy as np
 
 from synpose_keras.inference.loading import (
     load_pose_model,
+    model_handedness,
     model_input_size,
     model_num_keypoints,
     model_skeleton,
@@ -196,6 +197,9 @@ def export_model(model_path, out, format: str = "saved_model", input_dtype: str 
         "stride": stride, "num_keypoints": k, "skeleton": sk_name, "keypoint_names": names,
         "decoding": decoding, "decoding_sigma": DEFAULT_SIGMA,
         "protocol_decoding": "argmax", "decode": DECODE_TEXT[decoding],
+        # "left": trained on left hands only (predict right hands mirrored: `synpose predict
+        # --flip`); None: unknown or both (inference.loading.model_handedness)
+        "handedness": model_handedness(run_dir),
     }
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
@@ -229,4 +233,4 @@ def export_model(model_path, out, format: str = "saved_model", input_dtype: str 
         shutil.rmtree(work, ignore_errors=True)
     return {"path": out, "format": format, "input_size": size, "heatmap_size": heatmap_size,
             "input_dtype": input_dtype, "num_keypoints": k, "skeleton": sk_name,
-            "decoding": decoding, "max_abs_diff": max_diff}
+            "decoding": decoding, "handedness": metadata["handedness"], "max_abs_diff": max_diff}

@@ -328,6 +328,7 @@ def test_export_saved_model_and_tflite_match_the_keras_model(tmp_path, hand_mode
     meta = json.loads((tmp_path / "sm" / "assets.extra" / "synpose.json").read_text())
     assert (meta["input_size"], meta["heatmap_size"], meta["stride"]) == (64, 16, 4)
     assert meta["skeleton"] == "hand21" and len(meta["keypoint_names"]) == 21
+    assert meta["handedness"] is None  # a bare .keras file: no run, no source to read it from
 
     result = _invoke(["export", path, "--format", "tflite", "--out", tmp_path / "m.tflite"])
     assert result.exit_code == 0, result.output
@@ -442,3 +443,22 @@ def test_report_skips_what_is_missing(tmp_path):
 
     result = _invoke(["report", tmp_path / "empty"])
     assert result.exit_code == 2
+
+
+def test_export_states_the_handedness_of_a_run_trained_on_left_hands(tmp_path, hand_model):
+    import shutil
+
+    from synpose_keras.inference import export_model
+
+    path, _ = hand_model
+    source = tmp_path / "rhd"
+    source.mkdir()
+    (source / "meta.json").write_text(json.dumps(
+        {"dataset": "rhd", "skeleton": "hand21", "converter": {"options": {"flip_right": True}}}))
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(path, run / "pose_predictor.keras")
+    (run / "config.json").write_text(json.dumps({"task": "hand", "source": str(source)}))
+    info = export_model(str(run), tmp_path / "sm", format="saved_model")
+    meta = json.loads((tmp_path / "sm" / "assets.extra" / "synpose.json").read_text())
+    assert meta["handedness"] == info["handedness"] == "left"
