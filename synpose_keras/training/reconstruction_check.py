@@ -16,6 +16,10 @@ The gate: ``predicted <= 0.85 * copy`` and ``predicted`` at least 10% below both
 
 W and G run in inference mode (BatchNorm moving statistics), so the check changes no state.
 
+Stage ``adapt`` repeats the check at the end of every epoch on one small fixed batch
+(:class:`EpochReconstruction`): the same four losses with the current student's keypoints and the
+stage's current W and G, and a few (base, driving, reconstruction) images for TensorBoard.
+
 Reference:
     Lin et al., "Synthetic-to-Real Pose Estimation with Geometric Reconstruction", NeurIPS 2023,
     §3.2 (the reconstruction loss trains the predictor through the keypoints).
@@ -36,6 +40,7 @@ from synpose_keras.training.losses import make_reconstruction_loss
 
 __all__ = [
     "CASES",
+    "EpochReconstruction",
     "check_generator_stage",
     "format_table",
     "held_out_pairs",
@@ -51,6 +56,8 @@ MARGIN = 0.10
 NUM_BATCHES = 16
 #: Seed of the held-out pairs (fixed, and unlike any stage epoch's seed; see training.data).
 HELD_OUT_SEED = 7_919
+#: Pairs measured at each end of an adaptation epoch (:class:`EpochReconstruction`).
+EPOCH_PAIRS = 4
 
 
 def held_out_pairs(config, target_dir: str, meta: Optional[dict] = None):
@@ -218,3 +225,68 @@ def check_generator_stage(config, predictor, warping_module, generator, path: st
         json.dump(result, f, indent=2, sort_keys=True)
     log(format_table(result))
     return result
+
+
+class EpochReconstruction:
+    """The reconstruction check at each end of an adaptation epoch, kept cheap.
+
+    One fixed batch of at most ``num_pairs`` held-out target pairs (the first batch of
+    :func:`held_out_pairs`, read once) is measured with :func:`reconstruction_check` for a given
+    predictor (stage ``adapt``: the current student, whose keypoints the reconstruction loss
+    trains) and the stage's W and G as they are then (inference mode: no state changes).
+
+    Args:
+        pairs: dict ``{"base", "driving"}`` of (N, S, S, 3) arrays in [0, 255], N >= 2.
+        warping_module: WarpingModule.
+        generator: Generator.
+        vgg_weights: optional str. As the stage's loss (None: the L1 + SSIM pyramid).
+        split: optional str. The split the pairs come from.
+    """
+
+    def __init__(self, pairs, warping_module, generator, vgg_weights: Optional[str] = None,
+                 split: Optional[str] = None):
+        self.pairs = {k: np.asarray(pairs[k], np.float32) for k in ("base", "driving")}
+        if len(self.pairs["base"]) < 2:
+            raise ValueError("EpochReconstruction needs at least two pairs ('shuffled' uses "
+                             f"another pair). Received: {len(self.pairs['base'])} pair(s)")
+        self.warping_module = warping_module
+        self.generator = generator
+        self.vgg_weights = vgg_weights
+        self.split = split
+
+    @classmethod
+    def from_config(cls, config, warping_module, generator, num_pairs: int = EPOCH_PAIRS,
+                    log: Callable = print):
+        """The first ``num_pairs`` pairs of :func:`held_out_pairs` of ``config.target``, or None
+        (with a log line) when the target gives no batch of at least two pairs."""
+        pairs, split = held_out_pairs(config, config.target)
+        batch = next(iter(pairs.take(1)), None)
+        if batch is None or int(batch["base"].shape[0]) < 2:
+            log("[adapt] no per-epoch reconstruction diagnostics: the target gives no batch of "
+                "at least two held-out pairs")
+            return None
+        batch = {k: np.asarray(v)[:int(num_pairs)] for k, v in batch.items()}
+        return cls(batch, warping_module, generator, vgg_weights=config.generator.vgg_weights,
+                   split=split)
+
+    def values(self, predictor) -> dict:
+        """``{"rec_check_<case>": loss}`` for :data:`CASES` and ``rec_check_ratio_to_copy``
+        (``predicted / copy``), from :func:`reconstruction_check` on the fixed batch."""
+        result = reconstruction_check(predictor, self.warping_module, self.generator,
+                                      [self.pairs], num_batches=1, vgg_weights=self.vgg_weights,
+                                      split=self.split)
+        out = {f"rec_check_{case}": result["loss"][case] for case in CASES}
+        out["rec_check_ratio_to_copy"] = result["ratio_predicted_to_copy"]
+        return out
+
+    def images(self, predictor) -> np.ndarray:
+        """uint8 (N, S, 3 S, 3): per pair, base | driving | reconstruction with ``predictor``'s
+        keypoints (inference mode)."""
+        base = ops.convert_to_tensor(self.pairs["base"])
+        driving = ops.convert_to_tensor(self.pairs["driving"])
+        kp_base, kp_driving = _keypoints(predictor, base, driving)
+        generated, _ = reconstruct(self.warping_module, self.generator, base / 255.0, kp_base,
+                                   kp_driving, training=False)
+        generated = ops.convert_to_numpy(generated) * 255.0
+        row = np.concatenate([self.pairs["base"], self.pairs["driving"], generated], axis=2)
+        return np.clip(row, 0, 255).astype(np.uint8)

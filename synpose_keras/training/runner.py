@@ -281,20 +281,25 @@ class EpochSummaries(keras.callbacks.Callback):
     At each epoch end (after the stage's epoch-end work, whose values are in the history row):
     every numeric value of the row that Keras did not log itself, as ``epoch_<name>`` (the
     target PCK ``target_pck_all``; the pseudo-label statistics ``pl_overlap``,
-    ``pl_selected``, ``pl_accuracy``, ``pl_inversion``, ...; ``combined``), and, when
-    ``images`` is given, its overlays as the image ``predictions``.
+    ``pl_selected``, ``pl_accuracy``, ``pl_inversion``, ...; ``combined``; stage ``adapt``'s
+    reconstruction check ``rec_check_predicted``, ``rec_check_copy``, ...), and, when
+    ``images`` is given, its images: a callable's as the image ``predictions``, a dict's under
+    each of its names (stage ``adapt``: ``predictions`` and ``reconstruction``).
 
     Args:
         log_dir: str. The stage's TensorBoard folder.
         history: list. The stage's history rows (``{"epoch": e, ...}``).
-        images: optional callable(epoch) -> uint8 (N, H, W, 3), or None.
+        images: optional callable(epoch) -> uint8 (N, H, W, 3), or dict {name: such a callable
+            or None}, or None.
     """
 
     def __init__(self, log_dir: str, history: list, images=None):
         super().__init__()
         self.dir = os.path.join(log_dir, "diagnostics")
         self.history = history
-        self.images = images
+        if callable(images):
+            images = {"predictions": images}
+        self.images = {name: fn for name, fn in (images or {}).items() if fn is not None}
         self._writer = None
 
     def _file_writer(self):
@@ -308,15 +313,16 @@ class EpochSummaries(keras.callbacks.Callback):
         values = {k: float(v) for k, v in row.items()
                   if k != "epoch" and k not in keras_keys and isinstance(v, (int, float))
                   and not isinstance(v, bool) and math.isfinite(float(v))}
-        images = self.images(epoch) if self.images is not None else None
-        if not values and images is None:
+        images = {name: fn(epoch) for name, fn in self.images.items()}
+        images = {name: grid for name, grid in images.items() if grid is not None and len(grid)}
+        if not values and not images:
             return
         with self._file_writer().as_default():
             for key, value in values.items():
                 tf.summary.scalar(f"epoch_{key}", value, step=epoch)
-            if images is not None and len(images):
-                tf.summary.image("predictions", np.asarray(images, np.float32) / 255.0,
-                                 step=epoch, max_outputs=len(images))
+            for name, grid in images.items():
+                tf.summary.image(name, np.asarray(grid, np.float32) / 255.0, step=epoch,
+                                 max_outputs=len(grid))
         self._writer.flush()
 
     def on_train_end(self, logs=None):
@@ -387,7 +393,8 @@ class StageRunner:
         progress_every: optional int. Print a plain progress line every N steps, also on a
             terminal. Default (None): Keras's bar on a terminal, else about ten lines per epoch.
         epoch_images: optional callable(epoch) -> uint8 (N, H, W, 3): prediction overlays
-            written to TensorBoard at each epoch end (:class:`EpochSummaries`).
+            written to TensorBoard at each epoch end (:class:`EpochSummaries`); or a dict
+            {image name: such a callable}.
         extra_state: callable() -> JSON state saved with each checkpoint, and
             restore_state: callable(state) to restore it.
         lr_key: str. The config field of the stage's learning rate, named in the NaN guard's

@@ -503,6 +503,7 @@ class Trainer:
         stage.initialize_teacher()
         schedule = IntegrationSchedule(a.pseudo, a.overlap_threshold)
         analysis = PseudoLabelAnalysis(stage, c, self.skeleton)
+        rec_check = self._epoch_reconstruction(stage)
 
         def on_epoch_end(epoch, logs):
             combined = schedule.update(logs.get("overlap", 0.0))
@@ -511,9 +512,13 @@ class Trainer:
             out.update({f"pl_{k}": v for k, v in analysis.run_epoch(epoch).items()
                         if k != "epoch"})
             out.update(self._eval_callback(stage.teacher)(epoch, logs))
+            if rec_check is not None:
+                out.update(rec_check.values(stage.student))
             return out
 
-        epoch_images = self._epoch_overlays(stage.teacher)
+        epoch_images = {"predictions": self._epoch_overlays(stage.teacher)}
+        if rec_check is not None:
+            epoch_images["reconstruction"] = lambda epoch: rec_check.images(stage.student)
 
         def extra_state():
             return {"schedule_combined": schedule.combined, "analysis": analysis.state()}
@@ -535,6 +540,19 @@ class Trainer:
         _write_json(self._path("adapt", "pseudo_labels.json"), analysis.stats.history)
 
     # ------------------------------------------------------------------------ helpers
+    def _epoch_reconstruction(self, stage):
+        """Stage ``adapt``'s per-epoch reconstruction check (RUN/logs/adapt/diagnostics:
+        ``epoch_rec_check_*`` and the image ``reconstruction``), or None with a log line when the
+        run has no reconstruction (``adapt.rec`` off) or no held-out pairs."""
+        from synpose_keras.training.reconstruction_check import EpochReconstruction
+
+        if not stage.rec:
+            self.log("[adapt] no per-epoch reconstruction diagnostics: this run has no "
+                     "reconstruction (adapt.rec is off)")
+            return None
+        return EpochReconstruction.from_config(self.config, stage.warping_module,
+                                               stage.generator, log=self.log)
+
     def _runner(self, name, stage, make_dataset, epochs, iterations, **kwargs) -> StageRunner:
         return StageRunner(name, self.run_dir, stage, make_dataset, epochs, iterations,
                            checkpoint_every=self.checkpoint_every, verbose=self.verbose,

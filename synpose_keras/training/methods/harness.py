@@ -120,6 +120,8 @@ def run_method_adapt(trainer):
     if method == "uniframe":
         style_net = trainer.restyling_net("adapt")
     stage = build_adapt_stage(method, c, student, teacher=teacher, style_net=style_net)
+    trainer.log(f"[adapt] no per-epoch reconstruction diagnostics: method {method!r} has no "
+                "reconstruction")
     evaluated = stage.teacher if method == "uniframe" else student
     eval_callback = trainer._eval_callback(evaluated)
     kwargs = {}
