@@ -61,12 +61,13 @@ def predict_command(
         check_decoding(decoding)
         loaded, _, run_dir = load_pose_model(model)
         sk = model_skeleton(loaded, run_dir=run_dir, skeleton=skeleton)
-        handedness = model_handedness(run_dir)
+        handedness = model_handedness(run_dir, model=loaded)
         if handedness:
+            other = "right" if handedness == "left" else "left"
             typer.echo(f"The model was trained on {handedness} hands only (its source dataset "
-                       "stores every hand as a left hand); "
+                       f"stores every hand as a {handedness} hand); "
                        + ("--flip: images are mirrored for it." if flip else
-                          "pass --flip for right hands."))
+                          f"pass --flip for {other} hands."))
         for video in videos:
             done = predict_video(loaded, video, out, every=every, skeleton=sk,
                                  batch_size=batch_size, crop=crop, min_score=min_score,

@@ -199,7 +199,7 @@ def export_model(model_path, out, format: str = "saved_model", input_dtype: str 
         "protocol_decoding": "argmax", "decode": DECODE_TEXT[decoding],
         # "left": trained on left hands only (predict right hands mirrored: `synpose predict
         # --flip`); None: unknown or both (inference.loading.model_handedness)
-        "handedness": model_handedness(run_dir),
+        "handedness": model_handedness(run_dir, model=model),
     }
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)

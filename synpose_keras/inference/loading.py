@@ -198,11 +198,37 @@ def model_skeleton(model, run_dir: Optional[str] = None, skeleton=None) -> Skele
 _LEFT_HANDED_SOURCES = {"rhd": ("flip_right", True), "freihand": ("flip", True)}
 
 
-def model_handedness(run_dir) -> Optional[str]:
-    """``"left"`` when the run's model was trained on left hands only (its source is RHD with
-    right hands mirrored, or FreiHAND mirrored: the converters' defaults), else None (unknown,
-    or both hands). Read from ``RUN/config.json`` and the source's ``meta.json``; predict right
-    hands with such a model using ``synpose predict --flip``."""
+def source_handedness(meta) -> Optional[str]:
+    """``"left"`` when a converted dataset's ``meta.json`` (a dict) says it stores every hand as a
+    left hand (RHD with right hands mirrored, or FreiHAND mirrored: the converters' defaults),
+    else None (unknown, or both hands)."""
+    if not isinstance(meta, dict):
+        return None
+    rule = _LEFT_HANDED_SOURCES.get(meta.get("dataset"))
+    if rule is None or meta.get("skeleton") != "hand21":
+        return None
+    option, default = rule
+    options = (meta.get("converter") or {}).get("options") or {}
+    return "left" if options.get(option, default) else None
+
+
+def model_handedness(run_dir=None, model=None) -> Optional[str]:
+    """``"left"`` when the model was trained on left hands only, else None (unknown, or both
+    hands); predict right hands with such a model using ``synpose predict --flip``.
+
+    Read first from the model itself (the ``handedness`` that training stores in a
+    ``PosePredictor``'s config, so a ``.keras`` file copied out of its run still states it), then,
+    when the model does not state it (None, e.g. a model saved before the field existed), from
+    the run: ``RUN/config.json``'s source and that source's ``meta.json``
+    (:func:`source_handedness`).
+
+    Args:
+        run_dir: optional path of the run the model comes from (None: no run).
+        model: optional loaded model.
+    """
+    stated = getattr(model, "handedness", None) if model is not None else None
+    if stated:
+        return str(stated)
     if run_dir is None:
         return None
     try:
@@ -212,9 +238,4 @@ def model_handedness(run_dir) -> Optional[str]:
             meta = json.load(f)
     except (OSError, ValueError, TypeError):
         return None
-    rule = _LEFT_HANDED_SOURCES.get(meta.get("dataset"))
-    if rule is None or meta.get("skeleton") != "hand21":
-        return None
-    option, default = rule
-    options = (meta.get("converter") or {}).get("options") or {}
-    return "left" if options.get(option, default) else None
+    return source_handedness(meta)

@@ -31,6 +31,10 @@ BACKBONE_STRIDE = 32
 PAPER_CONFIG = {"num_keypoints": 21, "backbone": "resnet101", "input_size": 256}
 
 
+#: Values of `PosePredictor`'s ``handedness``: None (unknown or both hands), or one side.
+HANDEDNESS = (None, "left", "right")
+
+
 @keras.saving.register_keras_serializable(package="synpose_keras")
 class PosePredictor(keras.Model):
     """Image -> K keypoint heatmaps (Xiao et al. 2018 "SimpleBaseline" on a ResNet).
@@ -80,6 +84,12 @@ class PosePredictor(keras.Model):
             Defaults to `LOCAL_SOFT_ARGMAX_WINDOW` (2, a 5 × 5 window).
         soft_argmax_local_beta: float. Inverse temperature of the local readout, relative to
             each map's peak. Defaults to `LOCAL_SOFT_ARGMAX_BETA` (50).
+        handedness: None, "left" or "right". The hands the model was trained on, when they are
+            all one side (training sets it from the source dataset: "left" for the hand
+            benchmarks whose converters mirror right hands into left ones); None: unknown or
+            both. Metadata only: stored in the config, so a saved `.keras` file states it
+            (`synpose predict` tells to pass `--flip` for right hands), and models saved before
+            this field load with None. Defaults to None.
         **kwargs: forwarded to `keras.Model` (name, dtype, ...).
 
     Shapes:
@@ -117,6 +127,7 @@ class PosePredictor(keras.Model):
         soft_argmax_readout="local",
         soft_argmax_window=LOCAL_SOFT_ARGMAX_WINDOW,
         soft_argmax_local_beta=LOCAL_SOFT_ARGMAX_BETA,
+        handedness=None,
         **kwargs,
     ):
         if backbone not in BACKBONES:
@@ -173,8 +184,13 @@ class PosePredictor(keras.Model):
                 "`soft_argmax_local_beta` must be positive. "
                 f"Received: soft_argmax_local_beta={soft_argmax_local_beta!r}"
             )
+        if handedness not in HANDEDNESS:
+            raise ValueError(
+                f"`handedness` must be one of {HANDEDNESS}. Received: handedness={handedness!r}"
+            )
         backbone_weights = check_weights_argument(backbone_weights)
         super().__init__(**kwargs)
+        self.handedness = handedness
         self.num_keypoints = int(num_keypoints)
         self.backbone_name = backbone
         self.input_size = int(input_size)
@@ -356,6 +372,7 @@ class PosePredictor(keras.Model):
             soft_argmax_readout=self.soft_argmax_readout,
             soft_argmax_window=self.soft_argmax_window,
             soft_argmax_local_beta=self.soft_argmax_local_beta,
+            handedness=self.handedness,
         )
         return config
 

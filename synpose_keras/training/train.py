@@ -43,9 +43,12 @@ from synpose_keras.training.runner import (
 from synpose_keras.training.style_stage import StyleStage
 
 
-def build_predictor(config: TrainConfig) -> PosePredictor:
+def build_predictor(config: TrainConfig, handedness: Optional[str] = None) -> PosePredictor:
+    """The run's pose predictor; ``handedness`` (None, "left", "right") is stored in its config
+    (:func:`synpose_keras.inference.loading.source_handedness` of the source)."""
     m = config.model
     return PosePredictor(num_keypoints=get_skeleton(config.task).num_keypoints,
+                         handedness=handedness,
                          backbone=m.backbone, input_size=m.input_size,
                          backbone_weights=m.backbone_weights,
                          deconv_filters=m.deconv_filters, output_stride=m.output_stride,
@@ -383,7 +386,7 @@ class Trainer:
         c = self.config
         # restyled for ours and UniFrame; plain ERM for source-only, RegDA and CC-SSL
         restyle_prob, lr = pretrain_settings(c)
-        predictor = build_predictor(c)
+        predictor = build_predictor(c, handedness=self.handedness)
         style_net = self.restyling_net("pretrain") if restyle_prob > 0 else None
         stage = PretrainStage(predictor, style_net=style_net, restyle_prob=restyle_prob,
                               seed=c.seed)
@@ -457,7 +460,18 @@ class Trainer:
                 f"Stage needs the pre-trained pose predictor {path}; run the 'pretrain' stage "
                 "first (--stages pretrain,...)."
             )
-        return _load(path)
+        predictor = _load(path)
+        if getattr(predictor, "handedness", None) is None and self.handedness is not None:
+            predictor.handedness = self.handedness  # pre-trained before models stated it
+        return predictor
+
+    @property
+    def handedness(self) -> Optional[str]:
+        """``"left"`` when the source stores every hand as a left hand, else None; saved in every
+        pose predictor of the run (``PosePredictor(handedness=...)``)."""
+        from synpose_keras.inference.loading import source_handedness
+
+        return source_handedness((getattr(self, "meta", None) or {}).get("source"))
 
     def stage_adapt(self) -> None:
         if self.config.method != "ours":  # the comparison methods: training/methods/

@@ -462,3 +462,21 @@ def test_export_states_the_handedness_of_a_run_trained_on_left_hands(tmp_path, h
     info = export_model(str(run), tmp_path / "sm", format="saved_model")
     meta = json.loads((tmp_path / "sm" / "assets.extra" / "synpose.json").read_text())
     assert meta["handedness"] == info["handedness"] == "left"
+
+
+def test_export_and_predict_read_the_handedness_from_a_bare_keras_file(tmp_path):
+    from synpose_keras.inference import export_model
+
+    model = tiny_predictor(21, seed=0)
+    model.handedness = "left"  # as training sets it from a mirroring hand source
+    path = tmp_path / "hand.keras"  # no run folder: only the file states it
+    model.save(path)
+    info = export_model(str(path), tmp_path / "sm", format="saved_model", verify=False)
+    meta = json.loads((tmp_path / "sm" / "assets.extra" / "synpose.json").read_text())
+    assert meta["handedness"] == info["handedness"] == "left"
+
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "x.png")
+    result = _invoke(["predict", path, tmp_path / "x.png", "--out", tmp_path / "out",
+                      "--no-overlays"])
+    assert result.exit_code == 0, result.output
+    assert "trained on left hands only" in result.output and "--flip" in result.output

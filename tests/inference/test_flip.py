@@ -61,3 +61,57 @@ def test_model_handedness_from_the_runs_source(tmp_path):
     assert model_handedness(run("h3d", {})) is None
     assert model_handedness(tmp_path / "missing") is None
     assert model_handedness(None) is None
+
+
+def _without_handedness(path):
+    """Rewrites a .keras archive's config as models saved before ``handedness`` existed."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    assert config["config"].pop("handedness") == "left"
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+
+
+def test_the_keras_file_states_its_handedness(tmp_path):
+    import keras
+    import pytest
+
+    from synpose_keras.inference.loading import model_handedness
+
+    model = PosePredictor(num_keypoints=21, backbone="resnet18", input_size=64,
+                          width_multiplier=0.125, deconv_filters=8, handedness="left")
+    path = tmp_path / "elsewhere" / "hand.keras"  # no run folder around it
+    path.parent.mkdir()
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.handedness == "left"
+    assert model_handedness(model=loaded) == "left"
+    assert model_handedness(tmp_path / "missing", model=loaded) == "left"
+
+    # a model saved before the field existed loads with None (and falls back to its run)
+    _without_handedness(path)
+    old = keras.saving.load_model(path)
+    assert old.handedness is None and model_handedness(model=old) is None
+    assert PosePredictor(num_keypoints=21, input_size=64).handedness is None
+    with pytest.raises(ValueError, match="handedness"):
+        PosePredictor(num_keypoints=21, input_size=64, handedness="both")
+
+
+def test_training_states_the_sources_handedness_in_the_predictor():
+    from types import SimpleNamespace
+
+    from synpose_keras.training.configs import get_preset
+    from synpose_keras.training.train import Trainer, build_predictor
+
+    rhd = {"dataset": "rhd", "skeleton": "hand21", "converter": {"options": {}}}
+    h3d = {"dataset": "h3d", "skeleton": "hand21", "converter": {"options": {}}}
+    assert Trainer.handedness.fget(SimpleNamespace(meta={"source": rhd})) == "left"
+    assert Trainer.handedness.fget(SimpleNamespace(meta={"source": h3d})) is None
+    config = get_preset("tiny")
+    assert build_predictor(config, handedness="left").get_config()["handedness"] == "left"
+    assert build_predictor(config).get_config()["handedness"] is None
