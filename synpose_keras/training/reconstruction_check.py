@@ -113,7 +113,8 @@ def _keypoints(predictor, base, driving):
 
 
 def reconstruction_check(predictor, warping_module, generator, pairs, num_batches: int,
-                         vgg_weights: Optional[str] = None, split: Optional[str] = None) -> dict:
+                         vgg_weights: Optional[str] = None, split: Optional[str] = None,
+                         loss_fn: Optional[Callable] = None) -> dict:
     """The reconstruction loss of four predictions of the driving image on held-out pairs.
 
     Args:
@@ -125,6 +126,8 @@ def reconstruction_check(predictor, warping_module, generator, pairs, num_batche
         num_batches: int. At most this many batches are measured.
         vgg_weights: optional str. As the stage's loss (None: the L1 + SSIM pyramid).
         split: optional str. Recorded in the result.
+        loss_fn: optional ``fn(target, generated)``, the loss already built from
+            ``vgg_weights`` (a caller that checks repeatedly builds it once); None builds it.
 
     Returns:
         dict with ``loss`` ({case: mean loss over the pairs} for :data:`CASES`), ``pairs``,
@@ -137,7 +140,8 @@ def reconstruction_check(predictor, warping_module, generator, pairs, num_batche
     """
     if int(num_batches) < 1:
         raise ValueError(f"num_batches must be >= 1. Received: num_batches={num_batches!r}")
-    loss_fn = make_reconstruction_loss(vgg_weights)
+    if loss_fn is None:
+        loss_fn = make_reconstruction_loss(vgg_weights)
     sums = dict.fromkeys(CASES, 0.0)
     count = batches = 0
     for batch in pairs:
@@ -253,6 +257,7 @@ class EpochReconstruction:
         self.generator = generator
         self.vgg_weights = vgg_weights
         self.split = split
+        self.loss_fn = make_reconstruction_loss(vgg_weights)  # built once (VGG weights)
 
     @classmethod
     def from_config(cls, config, warping_module, generator, num_pairs: int = EPOCH_PAIRS,
@@ -273,8 +278,8 @@ class EpochReconstruction:
         """``{"rec_check_<case>": loss}`` for :data:`CASES` and ``rec_check_ratio_to_copy``
         (``predicted / copy``), from :func:`reconstruction_check` on the fixed batch."""
         result = reconstruction_check(predictor, self.warping_module, self.generator,
-                                      [self.pairs], num_batches=1, vgg_weights=self.vgg_weights,
-                                      split=self.split)
+                                      [self.pairs], num_batches=1, split=self.split,
+                                      loss_fn=self.loss_fn)
         out = {f"rec_check_{case}": result["loss"][case] for case in CASES}
         out["rec_check_ratio_to_copy"] = result["ratio_predicted_to_copy"]
         return out
