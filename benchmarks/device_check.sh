@@ -13,7 +13,8 @@
 #   PYTHON [python3]                 the interpreter that holds JAX (and PyTorch)
 #   SYNPOSE_DC_BATCH [32], SYNPOSE_DC_SIZE [256], SYNPOSE_DC_KEYPOINTS [21],
 #   SYNPOSE_DC_BACKBONE [resnet101], SYNPOSE_DC_REPS [20], SYNPOSE_DC_WARMUP [3]
-#   SYNPOSE_DC_PRECISIONS ["fp32 bf16"], SYNPOSE_DC_FRAMEWORKS ["keras pytorch"]
+#   SYNPOSE_DC_PRECISIONS ["fp32 bf16"], SYNPOSE_DC_FRAMEWORKS ["keras pytorch"] (where PyTorch
+#                                    is missing, its rows say so and the exit status is 1)
 #   SYNPOSE_DC_PART_TIMEOUT [150]    seconds for one part (one framework, one precision)
 #   SYNPOSE_DC_BUDGET [460]          seconds for the whole script; a part gets what is left
 #   SYNPOSE_DC_WHEELS [benchmarks/wheels]
@@ -94,6 +95,11 @@ for precision in ${SYNPOSE_DC_PRECISIONS:-fp32 bf16}; do
     limit=$((left < PART_TIMEOUT ? left : PART_TIMEOUT))
     if [ "$limit" -lt 5 ]; then
       echo "{\"framework\": \"$framework\", \"precision\": \"$precision\", \"error\": \"not run: budget spent\"}" >>"$PARTS"
+      status=1; continue
+    fi
+    if [ "$framework" = pytorch ] && ! "$PY" -c "import torch" 2>/dev/null; then
+      echo "{\"framework\": \"pytorch\", \"precision\": \"$precision\", \"error\": \"not run: torch does not import\"}" >>"$PARTS"
+      echo "== pytorch $precision: not run, torch does not import"
       status=1; continue
     fi
     echo "== $framework $precision (limit ${limit} s)"
