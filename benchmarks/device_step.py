@@ -238,7 +238,7 @@ def print_table(path, result=None):
         with open(result, "w") as f:
             json.dump(data, f, indent=2)
         print(f"wrote {result}")
-    return 0 if ok and len(ok) == len(records) else 1
+    return 0 if ok and len(ok) == len(records) and len(counts) == 1 else 1
 
 
 def main(argv=None):
