@@ -48,14 +48,13 @@ install_wheel() {  # install_wheel WHEEL_OR_NAME
     case "$1" in
       *.whl) "$PY" -m zipfile -e "$1" "$SITE" ;;
       *) "$PY" - "$WHEELS" "$1" "$SITE" <<'EOF'
-import sys, zipfile, pathlib
-from packaging import tags  # to pick the wheel that fits this interpreter
+import pathlib, platform, sys, zipfile
 wheels, name, site = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-ours = {str(t) for t in tags.sys_tags()}
+cp = f"cp{sys.version_info[0]}{sys.version_info[1]}"
 for w in sorted(wheels.glob(f"{name}-*.whl")):
-    parts = w.name[:-4].split("-")
-    pys, abis, plats = parts[-3].split("."), parts[-2].split("."), parts[-1].split(".")
-    if any(f"{p}-{a}-{q}" in ours for p in pys for a in abis for q in plats):
+    pys, abis, plats = (t.split(".") for t in w.name[:-4].split("-")[-3:])
+    if (cp in pys or "py3" in pys) and (
+            "any" in plats or any(q.endswith(platform.machine()) for q in plats)):
         zipfile.ZipFile(w).extractall(site)
         break
 else:
