@@ -483,7 +483,10 @@ def _demo() -> TrainConfig:
                           deconv_filters=64, output_stride=16, num_deconv_layers=2),
         augment=AugmentSettings(rotation=30.0, shear=0.0, scale_min=0.8, scale_max=1.3),
         style=StyleConfig(steps=100, batch_size=8, lr=1e-4, width_multiplier=0.25),
-        pretrain=PretrainConfig(epochs=3, iterations=500, batch_size=32, lr=1e-3),
+        pretrain=PretrainConfig(epochs=3, iterations=500, batch_size=32, lr=1e-3,
+                                lr_milestones=(2,)),
+        # the ERM continuation (source-only, oracle) goes on at the pre-training's last rate
+        source_only=SourceOnlyConfig(lr=1e-3, lr_milestones=(0,)),
         generator=GeneratorConfig(epochs=2, iterations=40, batch_size=8),
         lifter=LifterConfig(epochs=100, batch_size=256, hidden_units=256, num_blocks=2),
         adapt=AdaptConfig(epochs=2, iterations=80, batch_size=16, target_batch_size=12,

@@ -141,21 +141,23 @@ class HandModel:
     def sample_pose(self, rng: np.random.Generator) -> np.ndarray:
         """Joint angles (degrees, ``PARAM_NAMES`` order), inside ``JOINT_LIMITS``.
 
-        A third of the hands are open, a sixth closed (fist-like), the rest mix the fingers
-        independently; distal joints follow the middle ones (DIP ~ 0.7 PIP), as in real hands.
+        Half of the hands are open; in the other half each finger has its own flexion level
+        (at most 70 % of the way to a fist; thumb likewise); distal joints follow the middle ones
+        (DIP ~ 0.7 PIP), as in real hands. (Benchmark v3; v2 also had a sixth of fist-like hands
+        and levels up to 100 %.)
         """
         p = dict.fromkeys(PARAM_NAMES, 0.0)
         mode = rng.random()
         spread = rng.uniform(-0.2, 1.0)
-        base = rng.uniform(0.0, 0.25) if mode < 1 / 3 else rng.uniform(0.6, 1.0) if mode < 0.5 else None
+        base = rng.uniform(0.0, 0.25) if mode < 0.5 else None
         for f in FINGERS[1:]:
-            level = rng.uniform(0.0, 1.0) if base is None else float(np.clip(base + rng.normal(0, 0.12), 0, 1))
+            level = rng.uniform(0.0, 0.7) if base is None else float(np.clip(base + rng.normal(0, 0.12), 0, 1))
             p[f"{f}_mcp_flex"] = -15.0 + 105.0 * level + rng.normal(0, 8)
             p[f"{f}_pip_flex"] = 105.0 * level + rng.normal(0, 10)
             p[f"{f}_dip_flex"] = 0.7 * p[f"{f}_pip_flex"] + rng.normal(0, 8)
             abd = {"index": 12.0, "middle": 1.0, "ring": -6.0, "little": -13.0}[f] * spread
             p[f"{f}_mcp_abd"] = abd * (1.0 - 0.6 * level) + rng.normal(0, 3)
-        level = rng.uniform(0.0, 1.0)
+        level = rng.uniform(0.0, 0.7)
         p["thumb_cmc_flex"] = -5.0 + 50.0 * level + rng.normal(0, 6)
         p["thumb_cmc_abd"] = rng.uniform(-10.0, 35.0)
         p["thumb_mcp_flex"] = 55.0 * level + rng.normal(0, 8)

@@ -38,11 +38,11 @@ _NOISE_STREAM = 2
 # Camera and framing ranges (focal length in units of the image width; fill = longer side of the
 # keypoint box / image side; offset = shift of the box centre, in units of the image width).
 SOURCE_FOCAL = 1.3
-SOURCE_FILL = (0.50, 0.70)
+SOURCE_FILL = {"hand": (0.60, 0.80), "body": (0.50, 0.70)}
 SOURCE_OFFSET = 0.08
 TARGET_FOCAL = (1.0, 1.8)
 TARGET_PRINCIPAL_OFFSET = 3.0 / 128.0
-TARGET_FILL = (0.55, 0.75)
+TARGET_FILL = {"hand": (0.65, 0.85), "body": (0.55, 0.75)}
 TARGET_OFFSET = 0.06
 # Target motion: joint angles move from one random pose towards another over the sequence
 # (eased), while the subject turns and drifts.
@@ -56,8 +56,8 @@ VIEW_SEPARATION_DEG = {"hand": (25.0, 60.0), "body": (45.0, 120.0)}
 # (wrist -> fingers) points up in the image to within +-HAND_ROLL_DEG. Hand-held and egocentric
 # footage (FreiHAND, H3D) mostly shows hands this way; a uniformly random rotation of the whole
 # view (the benchmark before 2026-12-07) made the pose problem too hard to learn at the demo's scale.
-HAND_VIEW_CONE_DEG = 50.0
-HAND_ROLL_DEG = 30.0
+HAND_VIEW_CONE_DEG = 40.0
+HAND_ROLL_DEG = 20.0
 BODY_ELEVATION_DEG = {"source": (-5.0, 25.0), "target": (0.0, 25.0)}
 
 
@@ -155,7 +155,7 @@ class SceneGenerator:
         k = intrinsics_matrix(SOURCE_FOCAL * size, (size - 1) / 2, (size - 1) / 2)
         rotation = self._camera_rotation(rng, "source", orientation=orientation)
         points = np.concatenate([posed.keypoints_source, posed.keypoints_target])
-        camera = PinholeCamera.framing(points, rotation, k, size, size, rng.uniform(*SOURCE_FILL),
+        camera = PinholeCamera.framing(points, rotation, k, size, size, rng.uniform(*SOURCE_FILL[self.task]),
                                        rng.uniform(-SOURCE_OFFSET, SOURCE_OFFSET, 2) * size)
         background = domains.source_background(rng, size, size)
         posed_cam = posed.transformed(camera.rotation, camera.translation)
@@ -223,7 +223,7 @@ class SceneGenerator:
             focal = rng.uniform(*TARGET_FOCAL) * size
             pp = (size - 1) / 2 + rng.uniform(-1, 1, 2) * TARGET_PRINCIPAL_OFFSET * size
             k = intrinsics_matrix(focal, pp[0], pp[1])
-            cameras.append(PinholeCamera.framing(points, rotation, k, size, size, rng.uniform(*TARGET_FILL),
+            cameras.append(PinholeCamera.framing(points, rotation, k, size, size, rng.uniform(*TARGET_FILL[self.task]),
                                                  rng.uniform(-TARGET_OFFSET, TARGET_OFFSET, 2) * size))
             if self.task == "body":
                 direction = direction + np.radians(rng.uniform(lo, hi)) * rng.choice([-1.0, 1.0])
