@@ -35,3 +35,38 @@ def test_milestones_drop_the_pretraining_rate(tiny_domains, tmp_path, monkeypatc
 @pytest.mark.slow
 def test_no_milestones_keep_the_rate(tiny_domains, tmp_path, monkeypatch):
     assert _rates(tiny_domains, tmp_path, monkeypatch, "") == pytest.approx([1e-3, 1e-3, 1e-3])
+
+
+def test_demo_erm_continuation_starts_at_the_last_pretraining_rate():
+    # one step schedule: the continuation (source-only reference of the ERM methods, oracle)
+    # does not jump back to the pre-training's first rate after the step
+    from synpose_keras.training.runner import lr_with_milestones
+
+    c = get_preset("demo")
+    last = lr_with_milestones(c.source_only.lr, c.pretrain.lr_milestones)(c.pretrain.epochs - 1)
+    first = lr_with_milestones(c.source_only.lr, c.source_only.lr_milestones)(0)
+    assert c.pretrain.lr_milestones  # the demo steps the rate during pre-training
+    assert first == pytest.approx(last)
+    assert last == pytest.approx(c.source_only.lr * 0.1)
+
+
+@pytest.mark.slow
+def test_milestone_zero_runs_the_erm_continuation_at_the_stepped_rate(tiny_domains, tmp_path,
+                                                                        monkeypatch):
+    seen = []
+    original = runner_module._StageCallback.on_epoch_begin
+
+    def record(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if self.runner.name == "adapt":
+            seen.append(float(np.asarray(self.model.optimizer.learning_rate)))
+
+    monkeypatch.setattr(runner_module._StageCallback, "on_epoch_begin", record)
+    config = apply_overrides(get_preset("tiny"), {
+        "source": str(tiny_domains / "source"), "target": str(tiny_domains / "target"),
+        "method": "source-only", "stages": ("pretrain", "adapt"), "pretrain.epochs": 1,
+        "pretrain.iterations": 1, "adapt.epochs": 2, "adapt.iterations": 1,
+        "source_only.lr": 1e-3, "source_only.lr_milestones": "0",
+    })
+    train(config, str(tmp_path / "run"), verbose=0)
+    assert seen == pytest.approx([1e-4, 1e-4])
