@@ -200,10 +200,13 @@ _LEFT_HANDED_SOURCES = {"rhd": ("flip_right", True), "freihand": ("flip", True)}
 
 def source_handedness(meta) -> Optional[str]:
     """``"left"`` when a converted dataset's ``meta.json`` (a dict) says it stores every hand as a
-    left hand (RHD with right hands mirrored, or FreiHAND mirrored: the converters' defaults),
-    else None (unknown, or both hands)."""
+    left hand (RHD with right hands mirrored, or FreiHAND mirrored: the converters' defaults;
+    the embedded synthetic hand benchmark, which renders left hands only), else None (unknown,
+    or both hands)."""
     if not isinstance(meta, dict):
         return None
+    if meta.get("dataset") == "synthetic" and meta.get("skeleton") == "hand21":
+        return "left"  # the embedded benchmark renders left hands only (datasets/synthetic.md)
     rule = _LEFT_HANDED_SOURCES.get(meta.get("dataset"))
     if rule is None or meta.get("skeleton") != "hand21":
         return None

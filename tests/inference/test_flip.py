@@ -59,6 +59,8 @@ def test_model_handedness_from_the_runs_source(tmp_path):
     assert model_handedness(run("rhd", {"flip_right": True})) == "left"
     assert model_handedness(run("freihand", {})) == "left"  # the converter's default: mirrored
     assert model_handedness(run("h3d", {})) is None
+    assert model_handedness(run("synthetic", {"task": "hand"})) == "left"  # left hands only
+    assert model_handedness(run("synthetic", {"task": "body"}, skeleton="body16")) is None
     assert model_handedness(tmp_path / "missing") is None
     assert model_handedness(None) is None
 
