@@ -172,3 +172,15 @@ def write_result(name: str, data: dict) -> str:
         json.dump(data, f, indent=2, default=str)
     print(f"wrote {os.path.relpath(path, os.path.dirname(HERE))}")
     return path
+
+
+def step_inputs(batch: int, size: int, keypoints: int):
+    """The pose step's fixed random batch: images (B, S, S, 3) in [0, 255], target heatmaps
+    (B, S/4, S/4, K) and visibility weights (B, K), float32 NumPy arrays (seed 0)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
+    heatmaps = rng.uniform(0, 1, (batch, size // 4, size // 4, keypoints)).astype("float32")
+    weights = np.ones((batch, keypoints), "float32")
+    return images, heatmaps, weights

@@ -42,21 +42,14 @@ import statistics
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402  (benchmarks/, light: standard library only)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _env_int(name, default):
     return int(os.environ.get(name, default))
-
-
-def _inputs(batch, size, keypoints):
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
-    heatmaps = rng.uniform(0, 1, (batch, size // 4, size // 4, keypoints)).astype("float32")
-    weights = np.ones((batch, keypoints), "float32")
-    return images, heatmaps, weights
 
 
 def keras_part(args):
@@ -95,7 +88,7 @@ def keras_part(args):
         trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
         return loss, trainable, non_trainable, opt_vars
 
-    images, heatmaps, weights = _inputs(args.batch, args.size, args.keypoints)
+    images, heatmaps, weights = _common.step_inputs(args.batch, args.size, args.keypoints)
     device = jax.devices()[0]
     x, y, w = (jax.device_put(a, device) for a in (images, heatmaps, weights))
     # committed to the device like the step's outputs, so the second call reuses the first
@@ -144,7 +137,7 @@ def pytorch_part(args):
         model = torch_peer.PoseResNet(num_keypoints=args.keypoints, blocks=blocks[args.backbone])
     model = model.to(device=device, memory_format=fmt).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    images, heatmaps, weights = _inputs(args.batch, args.size, args.keypoints)
+    images, heatmaps, weights = _common.step_inputs(args.batch, args.size, args.keypoints)
     x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(device)
     x = x.contiguous(memory_format=fmt)
     y = torch.from_numpy(np.ascontiguousarray(heatmaps.transpose(0, 3, 1, 2))).to(device)

@@ -100,14 +100,6 @@ def torch_cases(k, bf16, images, heatmaps, weights, channels_last):
     return model, train, infer
 
 
-def _inputs(b, s, k):
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0, 255, (b, s, s, 3)).astype("float32")
-    heatmaps = rng.uniform(0, 1, (b, s // 4, s // 4, k)).astype("float32")
-    weights = np.ones((b, k), "float32")
-    return images, heatmaps, weights
-
-
 def serve(args):
     """Child side of the separate-process protocol: one framework, one precision.
 
@@ -116,7 +108,7 @@ def serve(args):
     """
     b, s, k = args.batch, args.size, args.keypoints
     bf16 = args.precisions == "bf16"
-    images, heatmaps, weights = _inputs(b, s, k)
+    images, heatmaps, weights = _common.step_inputs(b, s, k)
     if args.serve == "ours":
         model, train, infer = keras_cases(b, s, k, bf16, images, heatmaps, weights)
         count = int(model.count_params())
@@ -209,7 +201,7 @@ def main(argv=None):
 
     torch.set_num_threads(os.cpu_count())
     b, s, k = args.batch, args.size, args.keypoints
-    images, heatmaps, weights = _inputs(b, s, k)
+    images, heatmaps, weights = _common.step_inputs(b, s, k)
 
     result = {"config": vars(args), "runs": {}}
     env = _common.environment({"torch_threads": torch.get_num_threads(),
