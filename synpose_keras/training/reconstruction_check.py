@@ -294,4 +294,4 @@ class EpochReconstruction:
                                    kp_driving, training=False)
         generated = ops.convert_to_numpy(generated) * 255.0
         row = np.concatenate([self.pairs["base"], self.pairs["driving"], generated], axis=2)
-        return np.clip(row, 0, 255).astype(np.uint8)
+        return np.clip(np.nan_to_num(row), 0, 255).astype(np.uint8)  # NaN (diverged): black
