@@ -8,23 +8,28 @@ from synpose_keras.training.configs import apply_overrides, get_preset
 from synpose_keras.training.train import train
 
 
-def _rates(tiny_domains, tmp_path, monkeypatch, milestones):
+def _stage_rates(tiny_domains, tmp_path, monkeypatch, stage, overrides):
+    """The optimiser's rate at the start of each epoch of ``stage`` in a tiny source-only run."""
     seen = []
     original = runner_module._StageCallback.on_epoch_begin
 
     def record(self, epoch, logs=None):
         original(self, epoch, logs)
-        if self.runner.name == "pretrain":
+        if self.runner.name == stage:
             seen.append(float(np.asarray(self.model.optimizer.learning_rate)))
 
     monkeypatch.setattr(runner_module._StageCallback, "on_epoch_begin", record)
     config = apply_overrides(get_preset("tiny"), {
         "source": str(tiny_domains / "source"), "target": str(tiny_domains / "target"),
-        "method": "source-only", "stages": ("pretrain",), "pretrain.epochs": 3,
-        "pretrain.iterations": 1, "source_only.lr": 1e-3, "pretrain.lr_milestones": milestones,
-    })
-    train(config, str(tmp_path / f"run-{milestones or 'none'}"), verbose=0)
+        "method": "source-only", "source_only.lr": 1e-3, **overrides})
+    train(config, str(tmp_path / f"run-{len(list(tmp_path.iterdir()))}"), verbose=0)
     return seen
+
+
+def _rates(tiny_domains, tmp_path, monkeypatch, milestones):
+    return _stage_rates(tiny_domains, tmp_path, monkeypatch, "pretrain", {
+        "stages": ("pretrain",), "pretrain.epochs": 3, "pretrain.iterations": 1,
+        "pretrain.lr_milestones": milestones})
 
 
 @pytest.mark.slow
@@ -53,20 +58,7 @@ def test_demo_erm_continuation_starts_at_the_last_pretraining_rate():
 @pytest.mark.slow
 def test_milestone_zero_runs_the_erm_continuation_at_the_stepped_rate(tiny_domains, tmp_path,
                                                                         monkeypatch):
-    seen = []
-    original = runner_module._StageCallback.on_epoch_begin
-
-    def record(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if self.runner.name == "adapt":
-            seen.append(float(np.asarray(self.model.optimizer.learning_rate)))
-
-    monkeypatch.setattr(runner_module._StageCallback, "on_epoch_begin", record)
-    config = apply_overrides(get_preset("tiny"), {
-        "source": str(tiny_domains / "source"), "target": str(tiny_domains / "target"),
-        "method": "source-only", "stages": ("pretrain", "adapt"), "pretrain.epochs": 1,
-        "pretrain.iterations": 1, "adapt.epochs": 2, "adapt.iterations": 1,
-        "source_only.lr": 1e-3, "source_only.lr_milestones": "0",
-    })
-    train(config, str(tmp_path / "run"), verbose=0)
+    seen = _stage_rates(tiny_domains, tmp_path, monkeypatch, "adapt", {
+        "stages": ("pretrain", "adapt"), "pretrain.epochs": 1, "pretrain.iterations": 1,
+        "adapt.epochs": 2, "adapt.iterations": 1, "source_only.lr_milestones": "0"})
     assert seen == pytest.approx([1e-4, 1e-4])
