@@ -195,7 +195,10 @@ def model_skeleton(model, run_dir: Optional[str] = None, skeleton=None) -> Skele
 
 #: Hand datasets whose converters store every hand as a left hand by default: the option that
 #: does it, and its default.
-_LEFT_HANDED_SOURCES = {"rhd": ("flip_right", True), "freihand": ("flip", True)}
+# dataset -> (converter option that mirrors right hands into left ones, its default); option
+# None: every hand is a left hand (the embedded benchmark renders left hands only)
+_LEFT_HANDED_SOURCES = {"rhd": ("flip_right", True), "freihand": ("flip", True),
+                        "synthetic": (None, True)}
 
 
 def source_handedness(meta) -> Optional[str]:
@@ -205,14 +208,12 @@ def source_handedness(meta) -> Optional[str]:
     or both hands)."""
     if not isinstance(meta, dict):
         return None
-    if meta.get("dataset") == "synthetic" and meta.get("skeleton") == "hand21":
-        return "left"  # the embedded benchmark renders left hands only (datasets/synthetic.md)
     rule = _LEFT_HANDED_SOURCES.get(meta.get("dataset"))
     if rule is None or meta.get("skeleton") != "hand21":
         return None
     option, default = rule
     options = (meta.get("converter") or {}).get("options") or {}
-    return "left" if options.get(option, default) else None
+    return "left" if (options.get(option, default) if option else default) else None
 
 
 def model_handedness(run_dir=None, model=None) -> Optional[str]:
