@@ -16,10 +16,18 @@ from synpose_keras.ops.warp import (
 
 __all__ = ["WarpingModule", "MASK_PRIORS"]
 
-#: Region-mask priors: "none" (FOMM: the mask is the hourglass's alone) or "gaussian" (the
+#: Region-mask priors: "none" (FOMM: the mask is the hourglass's alone), "gaussian" (the
 #: hourglass's logits are added to log-Gaussians at the driving keypoints, and the mask head starts
-#: at zero, so that an untrained module already moves each keypoint's neighbourhood with it).
-MASK_PRIORS = ("none", "gaussian")
+#: at zero, so that an untrained module already moves each keypoint's neighbourhood with it) or
+#: "analytic" (the mask is the log-Gaussians' softmax alone, at the image's full resolution; the
+#: hourglass predicts only the occlusion map, and the keypoints act on the output through the
+#: motion only).
+MASK_PRIORS = ("none", "gaussian", "analytic")
+
+#: With the "analytic" prior, the occlusion head's initial bias: sigmoid(4) = 0.98, so that an
+#: untrained module and generator in "blend" mode return the base image warped by the analytic
+#: motion.
+ANALYTIC_OCCLUSION_BIAS = 4.0
 
 #: With the "gaussian" prior, the background's logit: a pixel farther than this many standard
 #: deviations (sqrt(kp_variance)) from every driving keypoint belongs to the static background.
@@ -82,8 +90,14 @@ class WarpingModule(keras.Model):
             any training the motion is the analytic one (each pixel follows its nearest driving
             keypoint's translation, pixels far from every keypoint stay). Our addition, not in
             FOMM or the paper: with the demo's short generator schedule the learned mask alone
-            does not beat copying the base frame (docs/results.md). Files saved before this
-            option existed load as "none".
+            does not beat copying the base frame (docs/results.md). "analytic": the mask is that
+            prior's softmax alone (no learned term, no mask head), computed at the image's full
+            resolution, so "deformation" and "mask" come out at H×W; the hourglass predicts only
+            the occlusion map, whose head starts at ``ANALYTIC_OCCLUSION_BIAS`` (the untrained
+            generator in "blend" mode returns the analytically warped base image), and the
+            keypoints reach the hourglass without gradient: the reconstruction loss's gradient
+            at the keypoints is the motion's alone. Also ours; measured in docs/results.md.
+            Files saved before this option existed load as "none".
         **kwargs: forwarded to `keras.Model`.
 
     Shapes (B batch, H×W image, h×w = motion resolution, K keypoints):
@@ -91,6 +105,7 @@ class WarpingModule(keras.Model):
             base and driving keypoints (B, K, 2), (x, y) normalised to [-1, 1].
         output: a dict with "mask" (B, h, w, K+1) (sums to 1 over the last axis), "deformation"
             (B, h, w, 2) (a sampling grid for `grid_sample`) and "occlusion" (B, h, w, 1) in (0, 1).
+            With ``mask_prior="analytic"``, "mask" and "deformation" are (B, H, W, ·).
         All three are float32.
 
     Example:
@@ -168,12 +183,16 @@ class WarpingModule(keras.Model):
             max_features=self.max_features,
             name="hourglass",
         )
-        self.mask_head = keras.layers.Conv2D(
+        self.mask_head = None if mask_prior == "analytic" else keras.layers.Conv2D(
             self.num_keypoints + 1, 7, padding="same", name="mask",
             kernel_initializer="zeros" if mask_prior == "gaussian" else "glorot_uniform",
         )
         self.occlusion_head = (
-            keras.layers.Conv2D(1, 7, padding="same", name="occlusion")
+            keras.layers.Conv2D(
+                1, 7, padding="same", name="occlusion",
+                bias_initializer=keras.initializers.Constant(
+                    ANALYTIC_OCCLUSION_BIAS if mask_prior == "analytic" else 0.0),
+            )
             if estimate_occlusion
             else None
         )
@@ -237,7 +256,8 @@ class WarpingModule(keras.Model):
         features_shape = (None, None, None, regions * (channels + 1))
         self.hourglass.build(features_shape)
         prediction_shape = self.hourglass.compute_output_shape(features_shape)
-        self.mask_head.build(prediction_shape)
+        if self.mask_head is not None:
+            self.mask_head.build(prediction_shape)
         if self.occlusion_head is not None:
             self.occlusion_head.build(prediction_shape)
         self.built = True
@@ -305,8 +325,12 @@ class WarpingModule(keras.Model):
         self._check_motion_size(height, width, image.shape[1], image.shape[2])
         regions = self.num_keypoints + 1
 
-        heatmap = self.heatmap_representation(kp_base, kp_driving, height, width)  # (B,h,w,K+1)
-        motions = self.sparse_motions(kp_base, kp_driving, height, width)  # (B,K+1,h,w,2)
+        analytic = self.mask_prior == "analytic"
+        # "analytic": the keypoints act on the output through the motion only
+        kp_in = [ops.stop_gradient(k) for k in (kp_base, kp_driving)] if analytic else (
+            kp_base, kp_driving)
+        heatmap = self.heatmap_representation(*kp_in, height, width)  # (B,h,w,K+1)
+        motions = self.sparse_motions(*kp_in, height, width)  # (B,K+1,h,w,2)
         deformed = self.deformed_images(low, motions)  # (B,K+1,h,w,C)
 
         # FOMM layout: for each region, [heatmap difference, deformed image channels].
@@ -320,9 +344,12 @@ class WarpingModule(keras.Model):
         )
 
         prediction = self.hourglass(features, training=training)
-        logits = ops.cast(self.mask_head(prediction), "float32")
-        if self.mask_prior == "gaussian":
-            logits = logits + self.prior_logits(kp_driving, height, width)
+        if analytic:
+            logits = self.prior_logits(kp_driving, image.shape[1], image.shape[2])
+        else:
+            logits = ops.cast(self.mask_head(prediction), "float32")
+            if self.mask_prior == "gaussian":
+                logits = logits + self.prior_logits(kp_driving, height, width)
         mask = ops.softmax(logits, axis=-1)
         deformation = displacement_field(mask, kp_base, kp_driving)
         if self.occlusion_head is not None:

@@ -35,6 +35,9 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 #: ``synpose_keras.datasets.pipeline.pairs.PAIR_MODES`` (not imported: configs stay free of
 #: TensorFlow).
 PAIR_MODES = ("same-view", "any")
+#: Region-mask priors of the warping module; the same tuple as
+#: ``synpose_keras.models.warping_module.MASK_PRIORS`` (not imported, as above).
+MASK_PRIORS = ("none", "gaussian", "analytic")
 
 
 @dataclasses.dataclass
@@ -155,9 +158,15 @@ class GeneratorConfig:
     # Generator output: "blend" (warped base image at full resolution, blended by the occlusion
     # map with the decoder's image) or "decoder" (the decoder's image alone); models.Generator.
     output_mode: str = "blend"
-    # Region-mask prior of the warping module: "none" (FOMM) or "gaussian" (log-Gaussians at the
-    # driving keypoints: the analytic motion before training); models.WarpingModule.
-    mask_prior: str = "none"
+    # Region-mask prior of the warping module (models.WarpingModule): "none" (FOMM's learned
+    # mask, the paper's W; the paper preset), "gaussian" (learned logits plus log-Gaussians at the
+    # driving keypoints) or "analytic" (the log-Gaussians' softmax alone at full resolution, W
+    # learns only the occlusion map; the default of the small presets, because their short
+    # generator schedule does not teach a learned mask to beat copying: docs/results.md).
+    mask_prior: str = "analytic"
+    # Variance of W's keypoint Gaussians, normalised units ([-1, 1] across the image): the
+    # analytic regions' size (3 standard deviations from every keypoint is background).
+    kp_variance: float = 0.004
 
 
 @dataclasses.dataclass
@@ -180,10 +189,11 @@ class AdaptConfig:
         pseudo: str. Mask strategy of Table B(a): "integrated" (default), "independent",
             "union", "2d", "3d", or "none" (no pseudo-labels).
         rec: bool. Geometric reconstruction loss on base/driving pairs.
-        lambda_rec: float. Weight of L_rec. The paper does not give it. 0.01 because, measured
-            on the demo configuration (2026-11-24), the L1+SSIM pyramid's gradient on the
-            predictor's weights is ~73x the source heatmap loss's at weight 1; 0.01 makes the two
-            of the same order. Re-tune with VGG-19 features (another scale).
+        lambda_rec: float. Weight of L_rec. The paper does not give it. 0.003: the weight at
+            which L_rec's pull on a keypoint equals the pseudo-label loss's (``synpose diagnose``,
+            ``lambda_rec_from_gradients``: 0.0027 on the demo run of seed 0 with the analytic
+            warping module, 2026-12-07, docs/results.md). Re-measure with ``synpose diagnose``
+            for other data, warping modules or VGG-19 features (another scale).
         overlap_threshold: float. M_2D/M_3D overlap (IoU) at which "integrated" switches to the
             combined mask.
         mask_fraction: float. M_2D keeps this fraction of the most confident keypoint instances
@@ -232,7 +242,7 @@ class AdaptConfig:
     pseudo: str = "integrated"
     rec: bool = True
     lambda_pl: float = 1.0
-    lambda_rec: float = 0.01
+    lambda_rec: float = 0.003
     overlap_threshold: float = 0.8
     mask_fraction: float = 0.5
     agreement_px: float = 2.0
@@ -397,6 +407,11 @@ class TrainConfig:
                 f"Received: model.input_size={self.model.input_size}"
             )
         _check("adapt.teacher_rotations", self.adapt.teacher_rotations, (1, 2, 4))
+        _check("generator.mask_prior", self.generator.mask_prior, MASK_PRIORS)
+        kv = self.generator.kp_variance
+        if isinstance(kv, bool) or not isinstance(kv, (int, float)) or not kv > 0:
+            raise ValueError("generator.kp_variance must be a positive number (normalised "
+                             f"units). Received: generator.kp_variance={kv!r}")
         if self.adapt.pair_fallback not in (None, "affine"):
             raise ValueError(
                 "adapt.pair_fallback must be 'affine' or None. "
@@ -458,7 +473,8 @@ def _paper() -> TrainConfig:
         pretrain=PretrainConfig(epochs=40, iterations=500, batch_size=32, lr=1e-4),
         generator=GeneratorConfig(epochs=20, iterations=500, batch_size=16, lr=2e-4,
                                   block_expansion=64, max_features=512, num_blocks=5,
-                                  num_residual_blocks=6),
+                                  num_residual_blocks=6, mask_prior="none",
+                                  kp_variance=0.01),
         lifter=LifterConfig(epochs=200, batch_size=1024, hidden_units=1024, num_blocks=2,
                             dropout=0.25),
         adapt=AdaptConfig(epochs=30, iterations=500, batch_size=32, target_batch_size=32,

@@ -113,6 +113,8 @@ READOUT_LIMIT = 300
 #: The pseudo-label error of the lambda_rec calibration, in heatmap pixels.
 PL_SHIFT_HM_PX = 1
 _ADAM = (0.9, 0.999, 1e-8)
+#: Steps at which the error to the truth is recorded (``error_path``), besides the last.
+_PATH_STEPS = (1, 5, 10, 20)
 
 
 class DiagnoseError(ValueError):
@@ -229,17 +231,20 @@ def keypoint_correction(reconstruct_fn: Callable, loss_fn: Callable, base_images
     b1, b2, eps = _ADAM
     m = np.zeros_like(x)
     v = np.zeros_like(x)
+    sel = measured
     loss_before, grad0 = call(x)
     grad = grad0
+    path = {}
     for t in range(1, int(steps) + 1):
         if t > 1:
             _, grad = call(x)
         m = b1 * m + (1 - b1) * grad
         v = b2 * v + (1 - b2) * grad * grad
         x = x - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        path[t] = float(np.linalg.norm(x - kp_driving, axis=-1)[sel].mean())
     loss_after, _ = call(x)
+    best = min(path, key=path.get)
 
-    sel = measured
     start = kp_driving + offset_driving
     cos, nonzero = _cosine(-grad0[sel], (kp_driving - start)[sel])
     to_consistent = (consistent - start)[sel]
@@ -258,6 +263,9 @@ def keypoint_correction(reconstruct_fn: Callable, loss_fn: Callable, base_images
         "error_before": before,
         "error_after": after,
         "reduction": 1.0 - after / before if before > 0 else 0.0,
+        "error_path": {str(t): path[t] for t in sorted(path) if t in _PATH_STEPS or t == steps},
+        "min_error": path[best],
+        "min_error_step": int(best),
         "consistent_error_before": float(np.linalg.norm(start - consistent, axis=-1)[sel].mean()),
         "consistent_error_after": float(np.linalg.norm(x - consistent, axis=-1)[sel].mean()),
         "cos_to_consistent": float(cos_c[ok_c].mean()) if ok_c.any() else None,
@@ -713,11 +721,12 @@ def format_report(result: dict) -> str:
                      f"{c['lr_px']:g} px; errors in input px; consistent = truth + base offset;"
                      f" loss at the labels {c['loss_at_labels']:.4f}")
         lines.append(f"  {'case':<12}{'offset':>7}{'cos':>7}{'before':>8}{'after':>8}"
-                     f"{'reduct':>8}{'consist':>9}{'loss':>14}")
+                     f"{'reduct':>8}{'min (step)':>12}{'consist':>9}{'loss':>14}")
         for r in c["rows"]:
             lines.append(
                 f"  {r['case']:<12}{r['offset_px']:>6g}px{r['cos_to_truth']:>7.2f}"
                 f"{r['error_before']:>8.2f}{r['error_after']:>8.2f}{r['reduction']:>7.0%} "
+                f"{r['min_error']:>6.2f} ({r['min_error_step']:>2d}) "
                 f"{r['consistent_error_before']:>4.1f}>{r['consistent_error_after']:<4.1f}"
                 f"{r['loss_before']:>7.4f}>{r['loss_after']:.4f}")
         gate = c["gate"]

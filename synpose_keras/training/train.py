@@ -448,7 +448,8 @@ class Trainer:
         g = self.config.generator
         warp = WarpingModule(num_keypoints=self.skeleton.num_keypoints,
                              block_expansion=g.block_expansion, num_blocks=g.num_blocks,
-                             max_features=g.max_features, mask_prior=g.mask_prior)
+                             max_features=g.max_features, mask_prior=g.mask_prior,
+                             kp_variance=g.kp_variance)
         gen = Generator(block_expansion=g.block_expansion, max_features=g.max_features,
                         num_residual_blocks=g.num_residual_blocks, output_mode=g.output_mode)
         return warp, gen

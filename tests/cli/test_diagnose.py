@@ -69,6 +69,12 @@ def test_correction_with_an_analytic_warper():
         # base keypoints on the truth: the driving keypoints go to the truth
         assert exact["cos_to_truth"] > 0.6
         assert exact["reduction"] > 0.7
+        # the path of the error: recorded after steps 1, 5, 10, 20 and the last; its minimum
+        assert sorted(exact["error_path"], key=int) == ["1", "5", "10", "20", "30"]
+        assert exact["error_path"]["30"] == pytest.approx(exact["error_after"])
+        assert exact["error_path"]["1"] < offset
+        assert exact["min_error"] <= min(exact["error_path"].values())
+        assert 1 <= exact["min_error_step"] <= 30
     # at 4 px the frame-specific case ends at the point consistent with the base's offset, as
     # far from the truth as it started: the gate's 25% cannot be met even by an ideal warper
     independent = rows[("independent", 4.0)]
@@ -157,7 +163,7 @@ def test_diagnose_end_to_end(tiny_domains, tmp_path):
     lam = report["lambda_rec"]
     assert lam["status"] == "ok" and lam["keypoints"] == 21
     assert lam["g_rec"] > 0 and lam["g_pl"] > 0 and lam["lambda_rec_matched"] > 0
-    assert lam["lambda_rec_configured"] == 0.01
+    assert lam["lambda_rec_configured"] == 0.003
     assert all(_finite(v) for v in lam.values())
     gate = report["readout_gate"]
     assert gate["status"] == "ok" and gate["images"] == 8
