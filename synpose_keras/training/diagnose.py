@@ -775,7 +775,7 @@ def format_report(result: dict) -> str:
         lines.append(f"  reconstruction_check.json skipped: {r['reason']}")
     else:
         loss = r["loss"] or {}
-        cases = ", ".join(f"{k} {v:.4f}" for k, v in loss.items())
+        cases = ", ".join(f"{k} {v:.4f}" for k, v in loss.items() if v is not None)
         lines.append(f"  reconstruction check ({r['pairs']} pairs, {r['output_mode']}): {cases};"
                      f" predicted/copy {_f(r['ratio_predicted_to_copy'])}; gate "
                      f"{'holds' if r['gate_holds'] else 'FAILS'}")

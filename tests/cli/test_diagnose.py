@@ -130,6 +130,8 @@ def test_run_without_stages_skips_every_item_with_a_reason(tiny_domains, tmp_pat
 
 
 def _finite(value):
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
     return value is None or isinstance(value, (bool, str)) or math.isfinite(value)
 
 
@@ -160,6 +162,7 @@ def test_diagnose_end_to_end(tiny_domains, tmp_path):
         assert all(_finite(v) for v in row.values()), row
         assert -1.0 <= row["cos_to_truth"] <= 1.0
         assert row["error_before"] == pytest.approx(row["offset_px"], rel=1e-3)
+        assert sorted(row["error_path"], key=int) == ["1", "3"]
     lam = report["lambda_rec"]
     assert lam["status"] == "ok" and lam["keypoints"] == 21
     assert lam["g_rec"] > 0 and lam["g_pl"] > 0 and lam["lambda_rec_matched"] > 0
@@ -174,7 +177,8 @@ def test_diagnose_end_to_end(tiny_domains, tmp_path):
     assert report["pair_statistics"]["status"] == "ok"
     check = report["reconstruction_check"]
     assert check["status"] == "ok" and set(check["loss"]) == {"predicted", "copy", "no_motion",
-                                                              "shuffled"}
+                                                              "shuffled", "labels"}
+    assert check["loss"]["labels"] > 0  # the tiny target is labelled
 
     # --json: the numbers go there and the run folder is left alone
     (run / "diagnose.json").unlink()

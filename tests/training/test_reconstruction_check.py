@@ -11,6 +11,7 @@ from synpose_keras.training.losses import make_reconstruction_loss
 from synpose_keras.training.reconstruction_check import (
     CASES,
     check_generator_stage,
+    format_table,
     held_out_pairs,
     reconstruction_check,
 )
@@ -37,14 +38,15 @@ def test_check_generator_stage_writes_the_json_and_the_table(tiny_domains, tmp_p
     result = check_generator_stage(config, predictor, warp, gen, str(path), log=lines.append,
                                    num_batches=3)
 
-    assert sorted(result) == ["batches", "gate", "loss", "output_mode", "pairs",
+    assert sorted(result) == ["batches", "gate", "labelled_pairs", "loss", "output_mode", "pairs",
                               "ratio_predicted_to_copy", "split"]
     assert result["split"] == "test"  # the tiny target has a test split with sequences
     assert result["output_mode"] == "blend"
     assert result["batches"] == 3
     assert result["pairs"] == 3 * config.generator.batch_size
-    assert sorted(result["loss"]) == sorted(CASES)
-    for case in CASES:
+    assert sorted(result["loss"]) == sorted(CASES + ("labels",))  # the tiny target is labelled
+    assert 0 < result["labelled_pairs"] <= result["pairs"]
+    for case in CASES + ("labels",):
         assert math.isfinite(result["loss"][case]) and result["loss"][case] > 0.0, case
     assert result["ratio_predicted_to_copy"] == pytest.approx(
         result["loss"]["predicted"] / result["loss"]["copy"])
@@ -104,3 +106,31 @@ def test_batches_of_one_pair_are_skipped():
         reconstruction_check(predictor, warp, gen, [{"base": image, "driving": image}], 1)
     with pytest.raises(ValueError, match="num_batches must be >= 1"):
         reconstruction_check(predictor, warp, gen, [], 0)
+
+
+def test_labels_row_uses_the_stored_keypoints_and_is_null_without_labels(tiny_domains):
+    from synpose_keras.models.reconstruction import reconstruct
+    from synpose_keras.ops.warp import normalize_keypoints
+
+    config = _config(tiny_domains / "target")
+    pairs, _ = held_out_pairs(config, config.target)
+    batch = {k: np.asarray(v) for k, v in next(iter(pairs)).items()}
+    assert batch["base_keypoints"].shape[-1] == 2 and batch["base_visible"].any()
+    predictor, warp, gen = _models()
+    # every keypoint labelled on both frames: the row is W + G with the stored keypoints
+    full = {**batch, "base_visible": np.ones_like(batch["base_visible"]),
+            "driving_visible": np.ones_like(batch["driving_visible"])}
+    result = reconstruction_check(predictor, warp, gen, [full], num_batches=1)
+    kb, kd = (normalize_keypoints(full[k].astype(np.float32), (64, 64))
+              for k in ("base_keypoints", "driving_keypoints"))
+    generated, _ = reconstruct(warp, gen, full["base"] / 255.0, kb, kd, training=False)
+    expected = float(make_reconstruction_loss()(full["driving"] / 255.0, generated))
+    assert result["loss"]["labels"] == pytest.approx(expected, rel=1e-5)
+    assert result["labelled_pairs"] == 2
+    assert "labels" in format_table(result)
+    # unlabelled footage (zero visibility) or batches without keypoints: no row, no gate change
+    for unlabelled in ({**batch, "base_visible": np.zeros_like(batch["base_visible"])},
+                       {"base": batch["base"], "driving": batch["driving"]}):
+        result = reconstruction_check(predictor, warp, gen, [unlabelled], num_batches=1)
+        assert result["loss"]["labels"] is None and result["labelled_pairs"] == 0
+        assert "labels" not in format_table(result)
