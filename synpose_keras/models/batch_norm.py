@@ -11,7 +11,9 @@ gradients and moving statistics in float32 and under ``mixed_bfloat16``. The var
 config and the saved files are those of ``keras.layers.BatchNormalization``; the speed-up is
 measured in ``benchmarks/README.md``.
 
-Set ``BatchNorm.fast_path = False`` (class attribute) to run Keras's ``call`` everywhere.
+The fast path is off by default (``BatchNorm.fast_path = False``, a class attribute): on
+2026-12-07 it did not measurably speed up the PoseResNet-101 step on the 2-core development CPU
+(benchmarks/README.md). Set ``BatchNorm.fast_path = True`` before building a model to use it.
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ class BatchNorm(keras.layers.BatchNormalization):
 
     >>> import numpy as np
     >>> from synpose_keras.models.batch_norm import BatchNorm
-    >>> bn = BatchNorm(momentum=0.9, epsilon=1e-5)
+    >>> bn = BatchNorm(momentum=0.9, epsilon=1e-5)  # BatchNorm.fast_path = True: fused kernel
     >>> tuple(bn(np.ones((2, 4, 4, 3), "float32"), training=True).shape)
     (2, 4, 4, 3)
     """
 
-    #: Use the fused kernel where it applies (TensorFlow backend); False: Keras's call always.
-    fast_path = True
+    #: Use the fused kernel where it applies (TensorFlow backend); False (default): Keras's call.
+    fast_path = False
 
     def _fused_applies(self, inputs, mask) -> bool:
         if not type(self).fast_path or keras.backend.backend() != "tensorflow":

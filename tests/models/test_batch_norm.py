@@ -39,7 +39,7 @@ def _run(layer, x, training, fast):
         grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
         return y, grads
     finally:
-        BatchNorm.fast_path = True
+        BatchNorm.fast_path = False
 
 
 @pytest.mark.parametrize("policy,tol", [("float32", 2e-5), ("mixed_bfloat16", 3e-2)])
@@ -68,7 +68,18 @@ def test_fast_path_equals_keras_reference(policy, tol, training):
                                    + 0.1 * moments[1].numpy(), rtol=1e-4)
 
 
-def test_fast_path_runs_the_fused_kernel_and_falls_back_elsewhere():
+@pytest.fixture
+def fast_path():
+    BatchNorm.fast_path = True
+    yield
+    BatchNorm.fast_path = False
+
+
+def test_off_by_default():
+    assert BatchNorm.fast_path is False
+
+
+def test_fast_path_runs_the_fused_kernel_and_falls_back_elsewhere(fast_path):
     layer = BatchNorm()
     x = tf.ones((2, 3, 3, 4))
     layer(x, training=True)
