@@ -24,7 +24,6 @@ Usage::
 
     python benchmarks/pose_step.py                       # fp32 and bf16, train and infer
     python benchmarks/pose_step.py --precisions fp32 --reps 3
-    python benchmarks/pose_step.py --fused-bn             # ours with BatchNorm's fused fast path
 """
 
 from __future__ import annotations
@@ -111,10 +110,6 @@ def serve(args):
     bf16 = args.precisions == "bf16"
     images, heatmaps, weights = _common.step_inputs(b, s, k)
     if args.serve == "ours":
-        if args.fused_bn:
-            from synpose_keras.models.batch_norm import BatchNorm
-
-            BatchNorm.fast_path = True  # TensorFlow's fused kernel (off by default)
         model, train, infer = keras_cases(b, s, k, bf16, images, heatmaps, weights)
         count = int(model.count_params())
     else:
@@ -151,7 +146,6 @@ class Served:
         cmd = [sys.executable, os.path.abspath(__file__), "--serve", framework,
                "--precisions", precision, "--batch", str(args.batch), "--size", str(args.size),
                "--keypoints", str(args.keypoints), "--torch-format", args.torch_format]
-        cmd += ["--fused-bn"] if args.fused_bn else []
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      env=dict(os.environ, **(env or {})))
         self.info = json.loads(self._answer())
@@ -196,8 +190,6 @@ def main(argv=None):
     parser.add_argument("--malloc-keep", choices=("pytorch", "both", "none"), default="pytorch",
                         help="which child processes run with glibc malloc set to keep freed "
                              "memory (MALLOC_KEEP; PyTorch's best setting here, no gain for ours)")
-    parser.add_argument("--fused-bn", action="store_true",
-                        help="ours with BatchNorm's fused fast path (default: Keras's own call)")
     parser.add_argument("--serve", choices=("ours", "pytorch"), help=argparse.SUPPRESS)
     parser.add_argument("--out", default="pose_step")
     args = parser.parse_args(argv)

@@ -28,8 +28,6 @@ import os
 import keras
 from keras import layers, ops
 
-from synpose_keras.models.batch_norm import BatchNorm
-
 BACKBONES = ("resnet101", "resnet50", "resnet18")
 
 # Normalisation of raw RGB [0, 255] expected by each backbone (see the module docstring).
@@ -204,7 +202,7 @@ def _resnet18(input_shape, width_multiplier, output_stride=32):
     widths = [max(1, int(round(w * width_multiplier))) for w in RESNET18_WIDTHS]
 
     def bn(name):
-        return BatchNorm(momentum=0.9, epsilon=1e-5, name=name)
+        return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
 
     def conv(filters, kernel, stride, name):
         return layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,

@@ -16,8 +16,6 @@ import numbers
 import keras
 from keras import ops
 
-from synpose_keras.models.batch_norm import BatchNorm
-
 __all__ = ["Hourglass"]
 
 # Torch BatchNorm2d (momentum 0.1, eps 1e-5) expressed in Keras terms: Keras's momentum weights the
@@ -34,7 +32,7 @@ def _check_positive_int(value, name, owner):
 
 
 def _batch_norm(name):
-    return BatchNorm(momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, name=name)
+    return keras.layers.BatchNormalization(momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, name=name)
 
 
 class _ConvBlock(keras.layers.Layer):

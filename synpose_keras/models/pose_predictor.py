@@ -15,7 +15,6 @@ from synpose_keras.models.backbones import (
     check_weights_argument,
     normalize_images,
 )
-from synpose_keras.models.batch_norm import BatchNorm
 from synpose_keras.models.forward import forward_function
 from synpose_keras.ops.heatmaps import (
     LOCAL_SOFT_ARGMAX_BETA,
@@ -218,7 +217,7 @@ class PosePredictor(keras.Model):
                     kernel_initializer=keras.initializers.RandomNormal(stddev=0.001),
                     name=f"deconv{i + 1}",
                 ),
-                BatchNorm(momentum=0.9, epsilon=1e-5, name=f"deconv{i + 1}_bn"),
+                layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"deconv{i + 1}_bn"),
                 layers.ReLU(name=f"deconv{i + 1}_relu"),
             ]
         self.final_conv = layers.Conv2D(
