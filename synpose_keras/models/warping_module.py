@@ -98,6 +98,15 @@ class WarpingModule(keras.Model):
             keypoints reach the hourglass without gradient: the reconstruction loss's gradient
             at the keypoints is the motion's alone. Also ours; measured in docs/results.md.
             Files saved before this option existed load as "none".
+        motion_consensus: optional float (normalised units), only with the "gaussian" and
+            "analytic" priors. When set, each keypoint's region logit is lowered by
+            ``(d_k / motion_consensus)^2``, where d_k is the distance between the keypoint's
+            motion ``p_drv_k - p_base_k`` and the keypoints' median motion (per coordinate):
+            a keypoint that moves unlike the rest of the subject (in practice a keypoint that the
+            predictor misread on one of the two frames) gives its pixels to the static
+            background instead of dragging them along. The weight is computed without gradient,
+            so the loss's gradient still reaches every keypoint through its motion. Ours, not in
+            FOMM or the paper; measured in docs/results.md. None (default): no weighting.
         **kwargs: forwarded to `keras.Model`.
 
     Shapes (B batch, H×W image, h×w = motion resolution, K keypoints):
@@ -134,6 +143,7 @@ class WarpingModule(keras.Model):
         kp_variance=0.01,
         estimate_occlusion=True,
         mask_prior="none",
+        motion_consensus=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -168,6 +178,22 @@ class WarpingModule(keras.Model):
                 f"WarpingModule: `mask_prior` must be one of {list(MASK_PRIORS)}. Received: "
                 f"mask_prior={mask_prior!r}"
             )
+        if motion_consensus is not None:
+            if isinstance(motion_consensus, bool) or not isinstance(
+                motion_consensus, numbers.Real
+            ) or not motion_consensus > 0:
+                raise ValueError(
+                    "WarpingModule: `motion_consensus` must be None or a positive number "
+                    f"(normalised units). Received: motion_consensus={motion_consensus!r}"
+                )
+            if mask_prior == "none":
+                raise ValueError(
+                    "WarpingModule: `motion_consensus` weights the keypoint regions of a "
+                    "Gaussian mask prior; it needs mask_prior='gaussian' or 'analytic'. "
+                    f"Received: mask_prior={mask_prior!r}, motion_consensus={motion_consensus!r}"
+                )
+            motion_consensus = float(motion_consensus)
+        self.motion_consensus = motion_consensus
         self.mask_prior = mask_prior
         self.num_keypoints = int(num_keypoints)
         self.block_expansion = int(block_expansion)
@@ -289,6 +315,16 @@ class WarpingModule(keras.Model):
         background = ops.full_like(keypoints[..., :1], -0.5 * BACKGROUND_RADIUS_SIGMAS**2)
         return ops.concatenate([background, keypoints], axis=-1)
 
+    def consensus_logits(self, kp_base, kp_driving):
+        """(B, K+1) log-weights of the regions under ``motion_consensus`` (0 for the background),
+        without gradient: ``-(|m_k - median_j m_j| / motion_consensus)^2`` with ``m = p_drv -
+        p_base``."""
+        motion = ops.stop_gradient(kp_driving - kp_base)  # (B, K, 2)
+        median = ops.median(motion, axis=1, keepdims=True)  # (B, 1, 2)
+        deviation = ops.sum(ops.square(motion - median), axis=-1)  # (B, K)
+        logits = -deviation / (self.motion_consensus**2)
+        return ops.concatenate([ops.zeros_like(logits[:, :1]), logits], axis=1)
+
     def sparse_motions(self, kp_base, kp_driving, height, width):
         """(B, K+1, h, w, 2): per-region sampling grids z + p_base_k - p_drv_k (region 0: z)."""
         grid = ops.cast(make_coordinate_grid(height, width), kp_base.dtype)  # (h, w, 2)
@@ -350,6 +386,8 @@ class WarpingModule(keras.Model):
             logits = ops.cast(self.mask_head(prediction), "float32")
             if self.mask_prior == "gaussian":
                 logits = logits + self.prior_logits(kp_driving, height, width)
+        if self.motion_consensus is not None:
+            logits = logits + self.consensus_logits(kp_base, kp_driving)[:, None, None, :]
         mask = ops.softmax(logits, axis=-1)
         deformation = displacement_field(mask, kp_base, kp_driving)
         if self.occlusion_head is not None:
@@ -374,6 +412,7 @@ class WarpingModule(keras.Model):
                 "kp_variance": self.kp_variance,
                 "estimate_occlusion": self.estimate_occlusion,
                 "mask_prior": self.mask_prior,
+                "motion_consensus": self.motion_consensus,
             }
         )
         return config

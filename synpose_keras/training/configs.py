@@ -167,6 +167,10 @@ class GeneratorConfig:
     # Variance of W's keypoint Gaussians, normalised units ([-1, 1] across the image): the
     # analytic regions' size (3 standard deviations from every keypoint is background).
     kp_variance: float = 0.004
+    # Consensus weighting of W's keypoint regions (models.WarpingModule `motion_consensus`),
+    # normalised units, or None: a keypoint whose motion deviates by d from the keypoints' median
+    # motion has its region's logit lowered by (d / motion_consensus)^2. Needs a Gaussian prior.
+    motion_consensus: Optional[float] = None
 
 
 @dataclasses.dataclass
@@ -412,6 +416,16 @@ class TrainConfig:
         if isinstance(kv, bool) or not isinstance(kv, (int, float)) or not kv > 0:
             raise ValueError("generator.kp_variance must be a positive number (normalised "
                              f"units). Received: generator.kp_variance={kv!r}")
+        mc = self.generator.motion_consensus
+        if mc is not None:
+            if isinstance(mc, bool) or not isinstance(mc, (int, float)) or not mc > 0:
+                raise ValueError("generator.motion_consensus must be None or a positive number "
+                                 f"(normalised units). Received: generator.motion_consensus={mc!r}")
+            if self.generator.mask_prior == "none":
+                raise ValueError(
+                    "generator.motion_consensus weights the regions of a Gaussian mask prior: it "
+                    "needs generator.mask_prior 'gaussian' or 'analytic'. Received: "
+                    f"generator.mask_prior='none', generator.motion_consensus={mc!r}")
         if self.adapt.pair_fallback not in (None, "affine"):
             raise ValueError(
                 "adapt.pair_fallback must be 'affine' or None. "

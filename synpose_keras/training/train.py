@@ -449,7 +449,7 @@ class Trainer:
         warp = WarpingModule(num_keypoints=self.skeleton.num_keypoints,
                              block_expansion=g.block_expansion, num_blocks=g.num_blocks,
                              max_features=g.max_features, mask_prior=g.mask_prior,
-                             kp_variance=g.kp_variance)
+                             kp_variance=g.kp_variance, motion_consensus=g.motion_consensus)
         gen = Generator(block_expansion=g.block_expansion, max_features=g.max_features,
                         num_residual_blocks=g.num_residual_blocks, output_mode=g.output_mode)
         return warp, gen

@@ -228,6 +228,9 @@ def test_hourglass_depth_is_validated_against_the_motion_resolution():
         ({"kp_variance": 0.0}, r"Received: kp_variance=0.0"),
         ({"estimate_occlusion": "yes"}, r"Received: estimate_occlusion='yes'"),
         ({"mask_prior": "learned"}, r"Received: mask_prior='learned'"),
+        ({"mask_prior": "analytic", "motion_consensus": 0.0}, r"Received: motion_consensus=0.0"),
+        ({"mask_prior": "analytic", "motion_consensus": True}, r"Received: motion_consensus=True"),
+        ({"motion_consensus": 0.1}, r"needs mask_prior='gaussian' or 'analytic'"),
     ],
 )
 def test_invalid_arguments(kwargs, match):
@@ -256,7 +259,8 @@ def test_get_config_holds_every_argument():
         scale_factor=0.5,
         kp_variance=0.02,
         estimate_occlusion=False,
-        mask_prior="none",
+        mask_prior="gaussian",
+        motion_consensus=0.05,
     )
     assert sorted(arguments) == sorted(init_arguments(WarpingModule))
     assert_config_complete(WarpingModule, WarpingModule(**arguments), arguments)
@@ -412,4 +416,87 @@ def test_bad_generator_mask_prior_or_variance_is_refused_by_the_config():
     config = get_preset("tiny")
     config.generator.kp_variance = 0.0
     with pytest.raises(ValueError, match="generator.kp_variance"):
+        config.validate()
+
+
+# ------------------------------------------------------------------------------------------------
+# Consensus weighting of the regions (motion_consensus)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_consensus_is_the_analytic_mask_with_each_region_lowered_by_its_motion_deviation():
+    sigma = 0.05
+    module = WarpingModule(**TINY, mask_prior="analytic", kp_variance=0.004,
+                           motion_consensus=sigma)
+    image, kp_base, kp_driving = _inputs(7)
+    out = module([image, kp_base, kp_driving])
+    grid = np.asarray(make_coordinate_grid(SIZE, SIZE))
+    d2 = ((grid[None, :, :, None] - kp_driving[:, None, None]) ** 2).sum(-1)
+    motion = kp_driving - kp_base
+    deviation = ((motion - np.median(motion, axis=1, keepdims=True)) ** 2).sum(-1)  # (B, K)
+    logits = np.concatenate([np.full(d2.shape[:3] + (1,), -4.5),
+                             -d2 / (2 * 0.004) - deviation[:, None, None, :] / sigma**2], -1)
+    np.testing.assert_allclose(np.asarray(out["mask"]), _softmax(logits), atol=1e-5)
+
+
+def test_consensus_leaves_a_common_motion_alone_and_hands_an_outlier_to_the_background():
+    rng = np.random.default_rng(8)
+    image = rng.random((1, SIZE, SIZE, 3)).astype("float32")
+    kp_base = np.array([[[-0.5, -0.5], [0.5, -0.5], [0.0, 0.0], [-0.5, 0.5], [0.5, 0.5]]],
+                       "float32")
+    kp_driving = kp_base + np.array([0.05, -0.03], "float32")  # the subject moves as a whole
+    plain = WarpingModule(**TINY, mask_prior="analytic")
+    weighted = WarpingModule(**TINY, mask_prior="analytic", motion_consensus=0.05)
+    np.testing.assert_allclose(np.asarray(plain([image, kp_base, kp_driving])["mask"]),
+                               np.asarray(weighted([image, kp_base, kp_driving])["mask"]),
+                               atol=1e-6)
+    # one keypoint misread on the driving frame: its region shrinks to nothing, the others stay
+    outlier = kp_driving.copy()
+    outlier[0, 2] += np.array([0.4, 0.3], "float32")
+    a = np.asarray(plain([image, kp_base, outlier])["mask"])
+    b = np.asarray(weighted([image, kp_base, outlier])["mask"])
+    assert a[..., 3].max() > 0.9 and b[..., 3].max() < 1e-3
+    np.testing.assert_allclose(b[..., 1:3], a[..., 1:3], atol=1e-3)
+
+
+def test_consensus_weight_carries_no_gradient_but_the_motion_still_does():
+    import tensorflow as tf
+
+    module = WarpingModule(**TINY, mask_prior="analytic", motion_consensus=0.05)
+    image, kp_base, kp_driving = _inputs(9)
+    kb, kd = tf.Variable(kp_base), tf.Variable(kp_driving)
+    with tf.GradientTape() as tape:
+        logits = module.consensus_logits(kb, kd)
+    assert tape.gradient(logits, [kb, kd]) == [None, None]
+    with tf.GradientTape() as tape:
+        out = module([image, kb, kd])
+        motion = tf.reduce_sum(out["deformation"] * tf.random.stateless_uniform(
+            out["deformation"].shape, (3, 4)))
+    for grad in tape.gradient(motion, [kb, kd]):
+        assert float(tf.reduce_max(tf.abs(grad))) > 0
+
+
+def test_consensus_round_trips_through_a_saved_file(tmp_path):
+    module = WarpingModule(**TINY, mask_prior="analytic", motion_consensus=0.05)
+    image, kp_base, kp_driving = _inputs(10)
+    expected = np.asarray(module([image, kp_base, kp_driving])["deformation"])
+    path = str(tmp_path / "w.keras")
+    module.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.motion_consensus == 0.05
+    np.testing.assert_allclose(np.asarray(loaded([image, kp_base, kp_driving])["deformation"]),
+                               expected, atol=1e-6)
+
+
+def test_bad_generator_motion_consensus_is_refused_by_the_config():
+    from synpose_keras.training.configs import get_preset
+
+    config = get_preset("tiny")
+    config.generator.motion_consensus = -1.0
+    with pytest.raises(ValueError, match="generator.motion_consensus must be None or a positive"):
+        config.validate()
+    config = get_preset("tiny")
+    config.generator.mask_prior = "none"
+    config.generator.motion_consensus = 0.08
+    with pytest.raises(ValueError, match="needs generator.mask_prior 'gaussian' or 'analytic'"):
         config.validate()
