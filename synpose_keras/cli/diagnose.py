@@ -21,8 +21,9 @@ def diagnose_command(
 ) -> None:
     """Diagnoses a run's reconstruction path: keypoint correction through the frozen W + G
     (offsets of 4 and 8 px, frame-specific vs shared), the lambda_rec that matches a
-    pseudo-label loss's pull at the keypoints, the readout gate, and the generator stage's
-    pairs.json and reconstruction_check.json. Gates are printed, never enforced."""
+    pseudo-label loss's pull at the keypoints, the readout gate, how much of the pre-trained
+    predictor's error both frames of a pair share (invisible to the loss), and the generator
+    stage's pairs.json and reconstruction_check.json. Gates are printed, never enforced."""
     from synpose_keras.training.diagnose import DiagnoseError, diagnose_run
 
     try:

@@ -55,6 +55,15 @@ and the generator G, and the loss against the real driving frame flows back into
    ``examples/readout_gate.py``), and summaries of ``generator/pairs.json`` and
    ``generator/reconstruction_check.json``.
 
+4. **What the loss can see** (:func:`error_split`). The loss sees the keypoints only through the
+   motion ``driving - base``. With the pre-trained predictor's differentiable keypoints on up to
+   128 held-out labelled pairs, each keypoint's error on the two frames (``e_b``, ``e_d``) is
+   split into the part both frames share, ``(e_b + e_d) / 2``, which leaves the motion right
+   and is invisible to the loss, and the part that differs, ``(e_d - e_b) / 2``, which the loss
+   can correct. ``shared_energy_fraction`` (the shared part's share of the summed squared error)
+   near 1 means the reconstruction loss cannot correct most of what PCK counts, however well W
+   and G work.
+
 A missing file or dataset skips the items that need it, with the reason and what to run
 (``status: "skipped"``); a folder without ``config.json`` raises :class:`DiagnoseError`. The
 result goes to ``RUN/diagnose.json``, or only to ``json_path`` when one is given (the run folder is
@@ -87,6 +96,7 @@ __all__ = [
     "DiagnoseError",
     "correction_experiment",
     "diagnose_run",
+    "error_split",
     "format_report",
     "keypoint_correction",
     "lambda_rec_from_gradients",
@@ -104,6 +114,8 @@ STEPS = 40
 LR_PX = 0.5
 #: Held-out pairs used by the keypoint correction and the lambda_rec calibration.
 NUM_PAIRS = 16
+#: Held-out pairs of the error split (item 4).
+ERROR_SPLIT_PAIRS = 128
 #: Gates of the keypoint correction (printed, never enforced).
 GATE_COS = 0.3
 GATE_REDUCTION = 0.25
@@ -409,6 +421,54 @@ def lambda_rec_from_gradients(predictor, reconstruct_fn, loss_fn, base, driving,
 # ---------------------------------------------------------------------------------------------
 # 3. readout gate and the run's artefacts
 # ---------------------------------------------------------------------------------------------
+def error_split(kp_base, kp_driving, true_base, true_driving, measured) -> dict:
+    """The predictor's error on base/driving pairs, split into the part both frames share and
+    the part that differs (item 4 of the module docstring).
+
+    Args:
+        kp_base, kp_driving: arrays (N, K, 2). Predicted keypoints, input pixels.
+        true_base, true_driving: arrays (N, K, 2). Stored keypoints, input pixels.
+        measured: bool array (N, K). Keypoints labelled on both frames.
+
+    Returns:
+        dict with ``keypoints`` (the count measured), ``error`` (on the driving frame),
+        ``shared`` (``|(e_b + e_d) / 2|``), ``independent`` (``|(e_d - e_b) / 2|``),
+        ``motion`` (the true motion ``|t_d - t_b|``) and ``motion_error``
+        (``|(p_d - p_b) - (t_d - t_b)|`` = 2 × independent), each ``{"mean", "median"}`` in
+        input px, and ``shared_energy_fraction`` = sum |shared|^2 / (sum |shared|^2 +
+        sum |independent|^2); None values when nothing is measured.
+
+    Example:
+
+    >>> import numpy as np
+    >>> truth = np.zeros((1, 2, 2))
+    >>> off = np.array([[[3.0, 0.0], [0.0, 4.0]]])
+    >>> error_split(truth + off, truth + off, truth, truth, np.ones((1, 2), bool))[
+    ...     "shared_energy_fraction"]
+    1.0
+    """
+    kp_base, kp_driving, true_base, true_driving = (
+        np.asarray(a, np.float64) for a in (kp_base, kp_driving, true_base, true_driving))
+    measured = np.asarray(measured, bool)
+    e_base, e_driving = kp_base - true_base, kp_driving - true_driving
+    shared = np.linalg.norm((e_base + e_driving) / 2.0, axis=-1)[measured]
+    independent = np.linalg.norm((e_driving - e_base) / 2.0, axis=-1)[measured]
+    parts = {
+        "error": np.linalg.norm(e_driving, axis=-1)[measured],
+        "shared": shared,
+        "independent": independent,
+        "motion": np.linalg.norm(true_driving - true_base, axis=-1)[measured],
+        "motion_error": 2.0 * independent,
+    }
+    out = {"keypoints": int(measured.sum())}
+    for key, values in parts.items():
+        out[key] = ({"mean": float(values.mean()), "median": float(np.median(values))}
+                    if values.size else {"mean": None, "median": None})
+    energy = float(np.sum(shared**2) + np.sum(independent**2))
+    out["shared_energy_fraction"] = float(np.sum(shared**2)) / energy if energy > 0 else None
+    return out
+
+
 def _distance_summary(distance: np.ndarray, radius: float) -> dict:
     if distance.size == 0:
         return {"count": 0, "median": None, "p90": None, "mean": None, "beyond_pck_radius": None}
@@ -578,7 +638,7 @@ def diagnose_run(run_dir: str, pairs: int = NUM_PAIRS, steps: int = STEPS, lr: f
 
     Returns:
         dict with ``run``, ``target``, ``keypoint_correction``, ``lambda_rec``,
-        ``readout_gate``, ``pair_statistics``, ``reconstruction_check`` (what the JSON file
+        ``readout_gate``, ``error_split``, ``pair_statistics``, ``reconstruction_check`` (what the JSON file
         holds) and ``json`` (the file written); each item has ``status`` ("ok" or "skipped",
         with a ``reason`` naming what to run).
 
@@ -688,6 +748,36 @@ def diagnose_run(run_dir: str, pairs: int = NUM_PAIRS, steps: int = STEPS, lr: f
         result["readout_gate"] = gate
     else:
         result["readout_gate"] = _skipped(reason)
+    # ---- 4. what the loss can see: the predictor's error split into shared and independent
+    reason = no_predictor or no_target
+    if reason is None:
+        try:
+            many = _labelled_pairs(config, config.target, max(int(pairs), ERROR_SPLIT_PAIRS))
+        except ValueError as err:
+            reason = str(err)
+    if reason is None:
+        keypoints = []
+        for start in range(0, len(many["base_image"]), 32):
+            images = np.concatenate([many["base_image"][start:start + 32],
+                                     many["driving_image"][start:start + 32]]).astype("float32")
+            heatmaps = predictor(images, training=False)
+            kp = np.asarray(predictor.soft_keypoints(heatmaps, (None, size, size, 3)))
+            keypoints.append(np.split(kp, 2))
+        kp_base = np.concatenate([k[0] for k in keypoints])
+        kp_driving = np.concatenate([k[1] for k in keypoints])
+        measured = (many["base_visible"] > 0) & (many["driving_visible"] > 0)
+        if not measured.any():
+            reason = (f"the target's {many['split']} pairs have no keypoint labelled on both "
+                      "frames: the split needs stored labels")
+    if reason is None:
+        split_result = error_split(kp_base, kp_driving, many["base_keypoints"],
+                                   many["driving_keypoints"], measured)
+        split_result.update(status="ok", pairs=int(len(many["base_image"])),
+                            split=many["split"])
+        result["error_split"] = split_result
+    else:
+        result["error_split"] = _skipped(reason)
+
     for key, name, summarise in (("pair_statistics", "pairs.json", _pair_summary),
                                  ("reconstruction_check", "reconstruction_check.json",
                                   _check_summary)):
@@ -698,8 +788,9 @@ def diagnose_run(run_dir: str, pairs: int = NUM_PAIRS, steps: int = STEPS, lr: f
 
     out = json_path or path("diagnose.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w") as f:
+    with open(out + ".tmp", "w") as f:  # atomic: an interrupted run leaves the old file whole
         json.dump(result, f, indent=2, sort_keys=True)
+    os.replace(out + ".tmp", out)
     result["json"] = out
     log(format_report(result))
     return result
@@ -779,6 +870,19 @@ def format_report(result: dict) -> str:
         lines.append(f"  reconstruction check ({r['pairs']} pairs, {r['output_mode']}): {cases};"
                      f" predicted/copy {_f(r['ratio_predicted_to_copy'])}; gate "
                      f"{'holds' if r['gate_holds'] else 'FAILS'}")
+    e = result.get("error_split")
+    lines.append("4. what the loss can see (the predictor's error on both frames of a pair)")
+    if e is None or e["status"] != "ok":
+        lines.append(f"  skipped: {e['reason'] if e else 'not measured'}")
+    else:
+        def mm(key):
+            return f"{_f(e[key]['mean'], '.2f')} (median {_f(e[key]['median'], '.2f')})"
+        lines.append(f"  {e['pairs']} held-out pairs ({e['split']}), {e['keypoints']} keypoints, "
+                     f"input px: error {mm('error')}; shared by both frames {mm('shared')}; "
+                     f"differing {mm('independent')}")
+        lines.append(f"  shared part's share of the squared error "
+                     f"{_f(e['shared_energy_fraction'], '.2f')} (invisible to the loss); true "
+                     f"motion {mm('motion')}, predicted motion's error {mm('motion_error')}")
     if "json" in result:
         lines.append(f"  written: {result['json']}")
     return "\n".join(lines)

@@ -119,9 +119,10 @@ def test_run_without_stages_skips_every_item_with_a_reason(tiny_domains, tmp_pat
     result = runner.invoke(app, ["diagnose", str(tmp_path)])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "diagnose.json").read_text())
-    for key in ("keypoint_correction", "lambda_rec", "readout_gate", "pair_statistics",
-                "reconstruction_check"):
+    for key in ("keypoint_correction", "lambda_rec", "readout_gate", "error_split",
+                "pair_statistics", "reconstruction_check"):
         assert report[key]["status"] == "skipped", key
+    assert "run the pretrain stage" in report["error_split"]["reason"]
     assert "run the generator stage" in report["keypoint_correction"]["reason"]
     assert "run the pretrain stage" in report["lambda_rec"]["reason"]
     assert "run the pretrain stage" in report["readout_gate"]["reason"]
@@ -150,7 +151,12 @@ def test_diagnose_end_to_end(tiny_domains, tmp_path):
     assert "1. keypoint correction" in result.output
     report = json.loads((run / "diagnose.json").read_text())
     assert set(report) == {"run", "target", "keypoint_correction", "lambda_rec", "readout_gate",
-                           "pair_statistics", "reconstruction_check"}
+                           "error_split", "pair_statistics", "reconstruction_check"}
+    assert "4. what the loss can see" in result.output
+    split = report["error_split"]
+    assert split["status"] == "ok" and split["keypoints"] > 0
+    assert 0.0 <= split["shared_energy_fraction"] <= 1.0
+    assert split["motion_error"]["mean"] == pytest.approx(2 * split["independent"]["mean"])
     correction = report["keypoint_correction"]
     assert correction["status"] == "ok"
     assert correction["steps"] == 3 and correction["pairs"] == 4
@@ -201,4 +207,38 @@ def test_diagnose_end_to_end(tiny_domains, tmp_path):
     report = json.loads((copy / "diagnose.json").read_text())
     assert report["keypoint_correction"]["status"] == "skipped"
     assert "needs stored labels" in report["keypoint_correction"]["reason"]
+    assert report["error_split"]["status"] == "skipped"
+    assert "needs stored labels" in report["error_split"]["reason"]
     assert report["lambda_rec"]["status"] == "ok"
+
+
+def test_error_split_separates_what_both_frames_share_from_what_differs():
+    rng = np.random.default_rng(0)
+    true_base = rng.uniform(10, 100, (4, 21, 2))
+    true_driving = true_base + rng.normal(0, 3, (4, 21, 2))
+    offset = rng.normal(0, 5, (4, 21, 2))
+    measured = np.ones((4, 21), bool)
+    # the same error on both frames: all of it is shared, the predicted motion is exact
+    same = diagnose.error_split(true_base + offset, true_driving + offset, true_base,
+                                true_driving, measured)
+    assert same["shared_energy_fraction"] == pytest.approx(1.0)
+    assert same["independent"]["mean"] == pytest.approx(0.0, abs=1e-12)
+    assert same["motion_error"]["mean"] == pytest.approx(0.0, abs=1e-12)
+    assert same["error"]["mean"] == pytest.approx(np.linalg.norm(offset, axis=-1).mean())
+    # opposite errors: nothing is shared, the motion is off by twice the offset
+    opposite = diagnose.error_split(true_base - offset, true_driving + offset, true_base,
+                                    true_driving, measured)
+    assert opposite["shared_energy_fraction"] == pytest.approx(0.0, abs=1e-12)
+    assert opposite["motion_error"]["mean"] == pytest.approx(
+        2 * np.linalg.norm(offset, axis=-1).mean())
+    assert opposite["motion"]["mean"] == pytest.approx(
+        np.linalg.norm(true_driving - true_base, axis=-1).mean())
+    # only the measured keypoints count
+    measured[:, 1:] = False
+    one = diagnose.error_split(true_base + offset, true_driving + offset, true_base,
+                               true_driving, measured)
+    assert one["keypoints"] == 4
+    assert one["error"]["mean"] == pytest.approx(np.linalg.norm(offset[:, 0], axis=-1).mean())
+    none = diagnose.error_split(true_base, true_driving, true_base, true_driving,
+                                np.zeros((4, 21), bool))
+    assert none["keypoints"] == 0 and none["shared_energy_fraction"] is None
