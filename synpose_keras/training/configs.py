@@ -384,7 +384,10 @@ class TrainConfig:
     target: Optional[str] = None
     stages: tuple = STAGES
     strategy: str = "default"
-    mixed_precision: bool = False
+    # Mixed bfloat16 training (Keras policy "mixed_bfloat16"): True, False or "auto" (on where
+    # the CPU has AVX-512 BF16 or AMX and no GPU is visible; training/precision.py). The demo
+    # preset's default is "auto".
+    mixed_precision: typing.Union[bool, str] = False
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     augment: AugmentSettings = dataclasses.field(default_factory=AugmentSettings)
     style: StyleConfig = dataclasses.field(default_factory=StyleConfig)
@@ -401,6 +404,10 @@ class TrainConfig:
         _check("task", self.task, TASKS)
         _check("method", self.method, METHODS)
         _check("strategy", self.strategy, STRATEGIES)
+        if not (isinstance(self.mixed_precision, bool) or self.mixed_precision == "auto"):
+            raise ValueError("mixed_precision must be true, false or 'auto' (bfloat16 where the "
+                             "CPU has AVX-512 BF16 or AMX). Received: "
+                             f"mixed_precision={self.mixed_precision!r}")
         _check("adapt.pseudo", self.adapt.pseudo, PSEUDO_MODES)
         for stage in self.stages:
             _check("stages", stage, STAGES)
@@ -581,10 +588,15 @@ def _parse(ftype, value, path):
         return value
     origin = typing.get_origin(ftype)
     args = [a for a in typing.get_args(ftype) if a is not type(None)]
-    if origin is typing.Union:  # Optional[X]
-        if value.lower() in ("none", "null", ""):
+    if origin is typing.Union:  # Optional[X], Union[X, Y]: the first type that parses
+        if type(None) in typing.get_args(ftype) and value.lower() in ("none", "null", ""):
             return None
-        return _parse(args[0], value, path)
+        for arg in args[:-1]:
+            try:
+                return _parse(arg, value, path)
+            except ValueError:
+                pass
+        return _parse(args[-1], value, path)
     try:
         if ftype is bool:
             if value.lower() in ("1", "true", "yes", "on"):

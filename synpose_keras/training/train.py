@@ -225,7 +225,11 @@ class Trainer:
         self._select_worker_folder()
         with folder_lock(self._path(".lock"), f"synpose train --out {self.run_dir}",
                          log=self.log):
-            return self._run_locked()
+            policy = keras.mixed_precision.global_policy()
+            try:
+                return self._run_locked()
+            finally:  # a bfloat16 run leaves the caller's process in its own precision
+                keras.mixed_precision.set_global_policy(policy)
 
     def _run_locked(self) -> dict:
         started = time.perf_counter()
@@ -234,7 +238,11 @@ class Trainer:
         if not os.path.exists(self.state_path):
             _write_json(self.state_path, {"completed": []})
         self._save_config()
-        if self.config.mixed_precision:
+        from synpose_keras.training.precision import resolve_mixed_precision
+
+        self.bfloat16, reason = resolve_mixed_precision(self.config.mixed_precision)
+        self.log(f"[train] mixed bfloat16: {reason}")
+        if self.bfloat16:
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
         completed = self._state()["completed"]
         for stage in STAGES:
@@ -662,7 +670,8 @@ class Trainer:
             shutil.copyfile(final, self._path("pose_predictor.keras.tmp"))
             os.replace(self._path("pose_predictor.keras.tmp"), self._path("pose_predictor.keras"))
         result = {"task": self.config.task, "method": self.config.method,
-                  "source": self.config.source, "target": target, "split": split, "rows": rows}
+                  "source": self.config.source, "target": target, "split": split, "rows": rows,
+                  "mixed_bfloat16": bool(getattr(self, "bfloat16", False))}
         if skipped is not None:
             result["skipped"] = skipped
         if "after adapt" in rows and "source-only" in rows:
