@@ -114,7 +114,7 @@ STEPS = 40
 LR_PX = 0.5
 #: Held-out pairs used by the keypoint correction and the lambda_rec calibration.
 NUM_PAIRS = 16
-#: Held-out pairs of the error split (item 4).
+#: Held-out pairs of the error split (what the loss can see).
 ERROR_SPLIT_PAIRS = 128
 #: Gates of the keypoint correction (printed, never enforced).
 GATE_COS = 0.3
@@ -423,7 +423,7 @@ def lambda_rec_from_gradients(predictor, reconstruct_fn, loss_fn, base, driving,
 # ---------------------------------------------------------------------------------------------
 def error_split(kp_base, kp_driving, true_base, true_driving, measured) -> dict:
     """The predictor's error on base/driving pairs, split into the part both frames share and
-    the part that differs (item 4 of the module docstring).
+    the part that differs ("What the loss can see" in the module docstring).
 
     Args:
         kp_base, kp_driving: arrays (N, K, 2). Predicted keypoints, input pixels.
