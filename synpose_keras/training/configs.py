@@ -385,8 +385,8 @@ class TrainConfig:
     stages: tuple = STAGES
     strategy: str = "default"
     # Mixed bfloat16 training (Keras policy "mixed_bfloat16"): True, False or "auto" (on where
-    # the CPU has AVX-512 BF16 or AMX and no GPU is visible; training/precision.py). The demo
-    # preset's default is "auto".
+    # the CPU has AVX-512 BF16 or AMX and no GPU is visible; training/precision.py). False in
+    # every preset: on the demo, bfloat16 cost 2.3 points of PCK (docs/results.md).
     mixed_precision: typing.Union[bool, str] = False
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     augment: AugmentSettings = dataclasses.field(default_factory=AugmentSettings)

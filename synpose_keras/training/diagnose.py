@@ -419,7 +419,7 @@ def lambda_rec_from_gradients(predictor, reconstruct_fn, loss_fn, base, driving,
 
 
 # ---------------------------------------------------------------------------------------------
-# 3. readout gate and the run's artefacts
+# 4. what the loss can see
 # ---------------------------------------------------------------------------------------------
 def error_split(kp_base, kp_driving, true_base, true_driving, measured) -> dict:
     """The predictor's error on base/driving pairs, split into the part both frames share and
@@ -469,6 +469,9 @@ def error_split(kp_base, kp_driving, true_base, true_driving, measured) -> dict:
     return out
 
 
+# ---------------------------------------------------------------------------------------------
+# 3. readout gate and the run's artefacts
+# ---------------------------------------------------------------------------------------------
 def _distance_summary(distance: np.ndarray, radius: float) -> dict:
     if distance.size == 0:
         return {"count": 0, "median": None, "p90": None, "mean": None, "beyond_pck_radius": None}
@@ -756,15 +759,10 @@ def diagnose_run(run_dir: str, pairs: int = NUM_PAIRS, steps: int = STEPS, lr: f
         except ValueError as err:
             reason = str(err)
     if reason is None:
-        keypoints = []
-        for start in range(0, len(many["base_image"]), 32):
-            images = np.concatenate([many["base_image"][start:start + 32],
-                                     many["driving_image"][start:start + 32]]).astype("float32")
-            heatmaps = predictor(images, training=False)
-            kp = np.asarray(predictor.soft_keypoints(heatmaps, (None, size, size, 3)))
-            keypoints.append(np.split(kp, 2))
-        kp_base = np.concatenate([k[0] for k in keypoints])
-        kp_driving = np.concatenate([k[1] for k in keypoints])
+        kp_base, kp_driving = (
+            np.concatenate([np.asarray(predictor.keypoints(images[start:start + 32].astype(
+                "float32"))) for start in range(0, len(images), 32)])
+            for images in (many["base_image"], many["driving_image"]))
         measured = (many["base_visible"] > 0) & (many["driving_visible"] > 0)
         if not measured.any():
             reason = (f"the target's {many['split']} pairs have no keypoint labelled on both "

@@ -9,7 +9,6 @@ speed and PCK in both precisions are measured in docs/results.md ("Mixed bfloat1
 
 from __future__ import annotations
 
-import os
 from typing import Optional, Tuple, Union
 
 __all__ = ["BF16_CPU_FLAGS", "cpu_bf16_flags", "resolve_mixed_precision"]
