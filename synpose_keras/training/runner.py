@@ -145,7 +145,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 # =============================================================================== data checks
 def default_benchmark_dir(task: str, seed: int = 0) -> str:
     root = os.environ.get("SYNPOSE_DATA", os.path.join(os.path.expanduser("~"), ".cache", "synpose_keras"))
-    return os.path.join(root, f"synthetic-{task}-v3-seed{seed}")
+    return os.path.join(root, f"synthetic-{task}-v4-seed{seed}")
 
 
 def ensure_benchmark(task: str, log: Callable = print, seed: int = 0, **sizes) -> tuple:

@@ -336,6 +336,13 @@ def test_domains_differ_in_the_documented_direction(task):
     specs = [gen.target_sequence("train", s) for s in range(24)]
     blur = np.concatenate([s["appearance"].blur_sigma for s in specs])
     assert np.all((blur >= domains.BLUR_SIGMA[0]) & (blur <= domains.BLUR_SIGMA[1]))
+    # camera colour: per-view white balance and gamma drawn over the card's ranges; none in the source
+    assert np.all(source_look.white_balance == 1) and np.all(source_look.gamma == 1)
+    balance = np.concatenate([s["appearance"].white_balance for s in specs])
+    gamma = np.concatenate([s["appearance"].gamma for s in specs])
+    assert np.all((balance >= domains.WHITE_BALANCE[0]) & (balance <= domains.WHITE_BALANCE[1]))
+    assert np.all((gamma >= domains.GAMMA[0]) & (gamma <= domains.GAMMA[1]))
+    assert np.std(balance) > 0.09 and np.std(np.log(gamma)) > 0.12  # v4: ×0.80–1.20, gamma 0.70–1.40
     occluded = np.mean([s["occluder"] for s in specs])
     assert 0 < occluded < 1  # OCCLUDER_PROBABILITY of the sequences, never a source image
 

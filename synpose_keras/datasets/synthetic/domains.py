@@ -49,8 +49,8 @@ TARGET_AMBIENT = (0.25, 0.55)
 TARGET_DIFFUSE = (0.50, 1.00)
 TARGET_SPECULAR = (0.0, 0.20)
 TARGET_EXPOSURE = (0.90, 1.30)
-WHITE_BALANCE = (0.88, 1.12)       # per-channel gain, per view
-GAMMA = (0.80, 1.25)               # per view
+WHITE_BALANCE = (0.80, 1.20)       # per-channel gain, per view (benchmark v4; v3: 0.88-1.12)
+GAMMA = (0.70, 1.40)               # per view (benchmark v4; v3: 0.80-1.25)
 BLUR_SIGMA = (0.2, 0.9)            # Gaussian blur, pixels of the 128-px image, per view
 NOISE_SIGMA = (1.0, 5.0)           # Gaussian sensor noise, in 0..255 units, per view, fresh per frame
 LIGHT_SPREAD = 0.9                 # light direction = towards the cameras + 0.9 x a random unit vector
