@@ -419,57 +419,6 @@ def lambda_rec_from_gradients(predictor, reconstruct_fn, loss_fn, base, driving,
 
 
 # ---------------------------------------------------------------------------------------------
-# 4. what the loss can see
-# ---------------------------------------------------------------------------------------------
-def error_split(kp_base, kp_driving, true_base, true_driving, measured) -> dict:
-    """The predictor's error on base/driving pairs, split into the part both frames share and
-    the part that differs ("What the loss can see" in the module docstring).
-
-    Args:
-        kp_base, kp_driving: arrays (N, K, 2). Predicted keypoints, input pixels.
-        true_base, true_driving: arrays (N, K, 2). Stored keypoints, input pixels.
-        measured: bool array (N, K). Keypoints labelled on both frames.
-
-    Returns:
-        dict with ``keypoints`` (the count measured), ``error`` (on the driving frame),
-        ``shared`` (``|(e_b + e_d) / 2|``), ``independent`` (``|(e_d - e_b) / 2|``),
-        ``motion`` (the true motion ``|t_d - t_b|``) and ``motion_error``
-        (``|(p_d - p_b) - (t_d - t_b)|`` = 2 × independent), each ``{"mean", "median"}`` in
-        input px, and ``shared_energy_fraction`` = sum |shared|^2 / (sum |shared|^2 +
-        sum |independent|^2); None values when nothing is measured.
-
-    Example:
-
-    >>> import numpy as np
-    >>> truth = np.zeros((1, 2, 2))
-    >>> off = np.array([[[3.0, 0.0], [0.0, 4.0]]])
-    >>> error_split(truth + off, truth + off, truth, truth, np.ones((1, 2), bool))[
-    ...     "shared_energy_fraction"]
-    1.0
-    """
-    kp_base, kp_driving, true_base, true_driving = (
-        np.asarray(a, np.float64) for a in (kp_base, kp_driving, true_base, true_driving))
-    measured = np.asarray(measured, bool)
-    e_base, e_driving = kp_base - true_base, kp_driving - true_driving
-    shared = np.linalg.norm((e_base + e_driving) / 2.0, axis=-1)[measured]
-    independent = np.linalg.norm((e_driving - e_base) / 2.0, axis=-1)[measured]
-    parts = {
-        "error": np.linalg.norm(e_driving, axis=-1)[measured],
-        "shared": shared,
-        "independent": independent,
-        "motion": np.linalg.norm(true_driving - true_base, axis=-1)[measured],
-        "motion_error": 2.0 * independent,
-    }
-    out = {"keypoints": int(measured.sum())}
-    for key, values in parts.items():
-        out[key] = ({"mean": float(values.mean()), "median": float(np.median(values))}
-                    if values.size else {"mean": None, "median": None})
-    energy = float(np.sum(shared**2) + np.sum(independent**2))
-    out["shared_energy_fraction"] = float(np.sum(shared**2)) / energy if energy > 0 else None
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
 # 3. readout gate and the run's artefacts
 # ---------------------------------------------------------------------------------------------
 def _distance_summary(distance: np.ndarray, radius: float) -> dict:
@@ -563,6 +512,57 @@ def _check_summary(check: dict) -> dict:
             "output_mode": check.get("output_mode"), "loss": check.get("loss"),
             "ratio_predicted_to_copy": check.get("ratio_predicted_to_copy"),
             "gate_holds": check.get("gate", {}).get("holds")}
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. what the loss can see
+# ---------------------------------------------------------------------------------------------
+def error_split(kp_base, kp_driving, true_base, true_driving, measured) -> dict:
+    """The predictor's error on base/driving pairs, split into the part both frames share and
+    the part that differs ("What the loss can see" in the module docstring).
+
+    Args:
+        kp_base, kp_driving: arrays (N, K, 2). Predicted keypoints, input pixels.
+        true_base, true_driving: arrays (N, K, 2). Stored keypoints, input pixels.
+        measured: bool array (N, K). Keypoints labelled on both frames.
+
+    Returns:
+        dict with ``keypoints`` (the count measured), ``error`` (on the driving frame),
+        ``shared`` (``|(e_b + e_d) / 2|``), ``independent`` (``|(e_d - e_b) / 2|``),
+        ``motion`` (the true motion ``|t_d - t_b|``) and ``motion_error``
+        (``|(p_d - p_b) - (t_d - t_b)|`` = 2 × independent), each ``{"mean", "median"}`` in
+        input px, and ``shared_energy_fraction`` = sum |shared|^2 / (sum |shared|^2 +
+        sum |independent|^2); None values when nothing is measured.
+
+    Example:
+
+    >>> import numpy as np
+    >>> truth = np.zeros((1, 2, 2))
+    >>> off = np.array([[[3.0, 0.0], [0.0, 4.0]]])
+    >>> error_split(truth + off, truth + off, truth, truth, np.ones((1, 2), bool))[
+    ...     "shared_energy_fraction"]
+    1.0
+    """
+    kp_base, kp_driving, true_base, true_driving = (
+        np.asarray(a, np.float64) for a in (kp_base, kp_driving, true_base, true_driving))
+    measured = np.asarray(measured, bool)
+    e_base, e_driving = kp_base - true_base, kp_driving - true_driving
+    shared = np.linalg.norm((e_base + e_driving) / 2.0, axis=-1)[measured]
+    independent = np.linalg.norm((e_driving - e_base) / 2.0, axis=-1)[measured]
+    parts = {
+        "error": np.linalg.norm(e_driving, axis=-1)[measured],
+        "shared": shared,
+        "independent": independent,
+        "motion": np.linalg.norm(true_driving - true_base, axis=-1)[measured],
+        "motion_error": 2.0 * independent,
+    }
+    out = {"keypoints": int(measured.sum())}
+    for key, values in parts.items():
+        out[key] = ({"mean": float(values.mean()), "median": float(np.median(values))}
+                    if values.size else {"mean": None, "median": None})
+    energy = float(np.sum(shared**2) + np.sum(independent**2))
+    out["shared_energy_fraction"] = float(np.sum(shared**2)) / energy if energy > 0 else None
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
